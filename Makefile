@@ -1,0 +1,71 @@
+# onestep — plain Makefile.
+#
+#   make             build ./onestep and the tools
+#   make test        build and run every test (tests/test_*.c)
+#   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
+#   make clean
+#
+# Variables: CC (gcc or clang), BUILD (object directory, so several builds can
+# live side by side), OPT (optimisation level; the reference gives the same
+# bits at -O0 and -O2, tests/test_golden checks it).
+
+CC    ?= cc
+BUILD ?= build
+OPT   ?= -O2
+
+# Everything outside simd/ is the reference: IEEE arithmetic exactly as
+# written (no FMA contraction, no fast-math), so it is bit-reproducible
+# across compilers, optimisation levels and machines.
+REF_FLAGS := -ffp-contract=off -fno-fast-math
+BASE_CFLAGS := -std=c11 -Wall -Wextra -g $(OPT) -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -I. -MMD -MP
+CFLAGS ?=
+LDFLAGS ?=
+LDLIBS := -lz -lm -lpthread
+
+MACHINE := $(shell $(CC) -dumpmachine)
+
+# Programs are tools/<name>.c; code shared by several programs is tools/lib/.
+# BIN is where they land: the project root for the normal build.
+PROGRAMS := onestep
+BIN ?= .
+LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) simd/select.c
+TOOL_LIB_SRC := $(wildcard tools/lib/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_LIB_SRC := $(wildcard tests/lib/*.c)
+
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+TOOL_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TOOL_LIB_SRC))
+TEST_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_LIB_SRC))
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+LIB := $(BUILD)/libonestep.a
+
+.PHONY: all test sanitize clean
+.SECONDARY:
+PROG_BIN := $(patsubst %,$(BIN)/%,$(PROGRAMS))
+all: $(PROG_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(REF_FLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PROG_BIN): $(BIN)/%: $(BUILD)/tools/%.o $(TOOL_LIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(TOOL_LIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@V=$(V) ONESTEP_BIN=$(BIN) tests/run.sh $(BUILD)/tests
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+sanitize:
+	$(MAKE) BUILD=build-asan BIN=build-asan OPT=-O1 CFLAGS="$(SAN)" LDFLAGS="$(SAN)" test
+
+clean:
+	rm -rf build build-* $(PROGRAMS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,99 @@
+/* model_dir.h — a diffusers model directory and its components.
+ *
+ *   MODEL/model_index.json            names the pipeline class and components
+ *   MODEL/<component>/config.json     shapes (unet, vae, text_encoder*, scheduler_config.json)
+ *   MODEL/<component>/diffusion_pytorch_model[.fp16].safetensors   (unet, vae)
+ *   MODEL/<component>/model[.fp16].safetensors                     (text encoders)
+ *   MODEL/tokenizer[_2]/vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json
+ *
+ * A component is a config plus a table of named tensors. For a diffusers
+ * directory the table is the safetensors file itself; a single-file checkpoint
+ * (weights/single_file.c) fills the same table with renamed views into its
+ * one mapping. Model code only sees `struct component`.
+ *
+ * Weights stay in the mapping in their stored dtype. component_require()
+ * checks each tensor's shape against what the config implies and marks it
+ * used, so after building a model component_check_unused() can report a
+ * checkpoint that has tensors the config does not explain. */
+#ifndef ONESTEP_MODEL_DIR_H
+#define ONESTEP_MODEL_DIR_H
+
+#include <stddef.h>
+
+#include "../ref/common.h"
+#include "../ref/tensor.h"
+#include "json.h"
+#include "safetensors.h"
+
+#define MODEL_JSON_MAX (64u << 20) /* vocab.json is ~1 MB; configs are tiny */
+
+enum weight_variant {
+    VARIANT_AUTO, /* the plain file if present, else the .fp16 one (diffusers loads the plain one) */
+    VARIANT_FP32, /* only the plain file */
+    VARIANT_FP16, /* only the .fp16 file (diffusers' variant="fp16") */
+};
+
+struct component {
+    char *name;        /* "unet", "text_encoder_2", ... */
+    char *dir;         /* MODEL/unet (for messages and tokenizer files) */
+    struct json *config;
+    char *config_path;
+    char *weights_path;
+    struct st_file *file;   /* backing mapping, NULL for configs-only components */
+    struct tensor *tensors; /* sorted by name (points into file or owned storage) */
+    size_t ntensors;
+    unsigned char *used;
+    void **owned;           /* buffers owned by the component (derived tensors) */
+    size_t nowned;
+    int tensors_owned;      /* tensors[] was allocated by us, not st_file's */
+};
+
+struct model_dir {
+    char *path;
+    struct json *index;       /* model_index.json (synthesised for single files) */
+    const char *pipeline;     /* "_class_name" of model_index.json */
+    int is_sdxl;              /* StableDiffusionXL*Pipeline */
+};
+
+/* Open MODEL/model_index.json; errors name the path, and a missing directory
+ * says how to get the weights. */
+int model_dir_open(const char *path, struct model_dir **out, struct os_err *err);
+void model_dir_close(struct model_dir *m);
+
+/* Does model_index.json list this component (with a non-null class)? */
+int model_dir_has(const struct model_dir *m, const char *component);
+
+/* Load MODEL/<name>/config.json (or `config_file` inside it, e.g.
+ * "scheduler_config.json") and, if with_weights, map its weights file. */
+int component_open(const struct model_dir *m, const char *name, const char *config_file, int with_weights,
+                   enum weight_variant variant, struct component *c, struct os_err *err);
+void component_close(struct component *c);
+
+/* Tensor by name (marks it used) or NULL. */
+const struct tensor *component_get(struct component *c, const char *name);
+
+/* Tensor by name with an expected shape (ndim values, -1 = any). Error text:
+ * "unet: down_blocks.0.resnets.0.conv1.weight: shape [320, 4, 3, 3] in the
+ * checkpoint, the config implies [320, 320, 3, 3]" or "... missing". */
+const struct tensor *component_require(struct component *c, const char *name, int ndim, const int64_t *shape,
+                                       struct os_err *err);
+
+/* Error listing up to 5 tensors nobody asked for ("extra tensors"). Names
+ * matching any of the NULL-terminated `ignore` suffixes are allowed
+ * (e.g. "position_ids" buffers some exporters keep). */
+int component_check_unused(const struct component *c, const char *const *ignore, struct os_err *err);
+
+/* Drop the component's weight pages from RSS (they stay mapped). */
+void component_release_pages(struct component *c);
+
+/* Replace the table (used by single-file and LoRA loaders). The component
+ * takes ownership of `tensors` (and of `owned` buffers added with
+ * component_own). */
+void component_set_tensors(struct component *c, struct tensor *tensors, size_t n);
+int component_own(struct component *c, void *buffer);
+
+/* Join dir + "/" + name into a new string. */
+char *path_join(const char *dir, const char *name);
+int path_exists(const char *path);
+
+#endif
