@@ -1,5 +1,7 @@
 #include "check.h"
 
+#include "../../tools/lib/tensorcmp.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,25 +106,12 @@ char *read_file(const char *path, size_t *len)
 
 void diff_floats(const float *a, const float *b, size_t n, double tol, struct diff_stats *st)
 {
-    st->max_abs = st->max_rel = st->ref_max_abs = 0;
-    st->worst = 0;
-    st->mismatches = st->nonfinite = 0;
-    for (size_t i = 0; i < n; i++) {
-        double x = a[i], y = b[i];
-        if (isfinite(y) && fabs(y) > st->ref_max_abs) st->ref_max_abs = fabs(y);
-        if (!isfinite(x) || !isfinite(y)) {
-            if (!(isnan(x) && isnan(y)) && x != y) {
-                st->nonfinite++;
-                st->mismatches++;
-            }
-            continue;
-        }
-        double d = fabs(x - y);
-        if (d > st->max_abs) {
-            st->max_abs = d;
-            st->worst = i;
-        }
-        if (y != 0 && d / fabs(y) > st->max_rel) st->max_rel = d / fabs(y);
-        if (d > tol) st->mismatches++;
-    }
+    struct cmp_stats c;
+    cmp_floats(a, b, n, tol, 0.0, &c);
+    st->max_abs = c.max_abs;
+    st->max_rel = c.max_rel;
+    st->ref_max_abs = c.ref_max_abs;
+    st->worst = c.worst;
+    st->mismatches = c.mismatches;
+    st->nonfinite = c.nonfinite;
 }

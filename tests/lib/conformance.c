@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../tools/lib/tensorcmp.h"
 #include "check.h"
 
 int conf_open(struct conf_suite *s)
@@ -127,25 +128,14 @@ float *conf_tensor(const struct st_file *f, const char *name, size_t *n)
 
 int conf_tolerance(const struct conf_suite *s, const char *name, double *abs_tol, double *rel_to_max)
 {
-    char key[256];
-    snprintf(key, sizeof key, "%s", name);
-    const struct json *row = json_get(s->by_tensor, key);
-    if (!row && strncmp(name, "step", 4) == 0) { /* stepN.x -> step*.x */
-        const char *dot = strchr(name, '.');
-        if (dot) {
-            snprintf(key, sizeof key, "step*%s", dot);
-            row = json_get(s->by_tensor, key);
-        }
-    }
-    const struct json *rec = json_get(row, "recommended");
-    const struct json *a = json_get(rec, "abs"), *r = json_get(rec, "rel_to_max_abs");
-    if (!a || !r || a->type != JSON_NUMBER || r->type != JSON_NUMBER) {
-        *abs_tol = 0;
+    struct manifest_tol t;
+    if (manifest_tolerance(s->by_tensor, name, &t) != 0 || t.is_image) {
+        *abs_tol = 0; /* no row: 4 float32 ulps of the tensor's scale, the suite's floor */
         *rel_to_max = 4.8e-7;
         return -1;
     }
-    *abs_tol = a->number;
-    *rel_to_max = r->number;
+    *abs_tol = t.abs_tol;
+    *rel_to_max = t.rel_to_max;
     return 0;
 }
 
