@@ -1,0 +1,28 @@
+/* image_io.h — PNG out (with generation parameters), PNG/JPEG in.
+ *
+ * stb_image / stb_image_write come from Debian's libstb-dev, used as they
+ * are: the PNG text chunk is spliced into stb's output here rather than by
+ * patching stb. Output is written to a temporary file and renamed. */
+#ifndef ONESTEP_IMAGE_IO_H
+#define ONESTEP_IMAGE_IO_H
+
+#include "../../ref/common.h"
+
+#define IMAGE_MAX_SIDE 8192 /* larger init images are refused before decoding */
+
+/* Write 8-bit RGB (H x W x 3) as PNG. If key/text are given, add a text
+ * chunk after IHDR: tEXt when the text is Latin-1 representable, else iTXt
+ * (UTF-8) — what PIL (and so A1111) does for the "parameters" chunk. */
+int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, const char *key, const char *text,
+                  struct os_err *err);
+
+/* Read a PNG or JPEG as 8-bit RGB (grayscale is expanded; images with an
+ * alpha channel are refused rather than silently flattened). The size is
+ * checked from the header before anything is decoded. *rgb is malloc'd. */
+int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct os_err *err);
+
+/* Read a PNG's text chunk `key` (tEXt or iTXt); malloc'd string or NULL. For
+ * tests and for users checking what a file says. */
+char *png_read_text(const char *path, const char *key, struct os_err *err);
+
+#endif
