@@ -149,7 +149,8 @@ static int read_config(struct vae *v, const struct component *c, struct os_err *
 
 /* --------------------------------------------------------------- loading */
 
-/* to_q etc., or the pre-0.14 diffusers name (query, ...) some VAE files keep. */
+/* to_q etc., or the name of diffusers' old AttentionBlock (query, ...) that some VAE
+ * files still carry. */
 static const struct tensor *attn_param(struct component *c, struct os_err *err, const char *p, const char *name,
                                        const char *old, const char *kind, int ndim, int C)
 {
