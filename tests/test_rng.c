@@ -136,7 +136,8 @@ static void compare(struct suite *s, const char *name, enum rng_kind kind, const
 {
     size_t nref = 0;
     float *ref = conf_tensor(s->file, name, &nref);
-    if (!check(ref && nref == n, "%s: record present with %zu values", name, n)) {
+    if (!ref || nref != n) {
+        check(0, "%s: record with %zu values in rng.safetensors", name, n);
         free(ref);
         return;
     }
@@ -166,12 +167,18 @@ static void single_record(struct suite *s, const char *name, size_t n)
     const char *p = strchr(name, '.') + 1 + strlen("seed");
     char seed_str[32];
     size_t len = strcspn(p, ".");
-    if (!check(len < sizeof seed_str, "%s: seed in the name", name)) return;
+    if (len >= sizeof seed_str) {
+        check(0, "%s: seed in the name", name);
+        return;
+    }
     memcpy(seed_str, p, len);
     seed_str[len] = '\0';
     uint64_t seed;
     struct os_err err = {{0}};
-    if (!check(rng_parse_seed(seed_str, &seed, &err) == 0, "%s: seed parses %s", name, err.msg)) return;
+    if (rng_parse_seed(seed_str, &seed, &err) != 0) {
+        check(0, "%s: seed in the name: %s", name, err.msg);
+        return;
+    }
     float *got = draw(kind, seed, n);
     compare(s, name, kind, got, n);
     free(got);
@@ -275,6 +282,50 @@ static void test_suite(void)
     conf_close(&cs);
 }
 
+/* Every case of the suite: one generator per pipeline call, drawn in the
+ * manifest's randn_draw_order (initial latents or the img2img posterior and
+ * add_noise draws, then one draw per sampler step), must give the noise the
+ * diffusers run used, bit for bit. */
+static void test_case_noise(void)
+{
+    struct conf_suite cs;
+    if (conf_open(&cs) != 0) return;
+    size_t draws = 0, exact = 0;
+    for (size_t i = 0; i < conf_ncases(&cs); i++) {
+        const struct json *c = conf_case(&cs, i);
+        const struct json *order = json_get(c, "randn_draw_order");
+        const struct json *seed = json_get(c, "seed");
+        if (!check(order && order->type == JSON_ARRAY && seed && seed->is_int && seed->integer >= 0,
+                   "%s: seed and randn_draw_order in the manifest", conf_case_name(c)))
+            continue;
+        struct st_file *f = conf_case_file(&cs, c);
+        if (!f) continue;
+        struct rng r;
+        rng_init(&r, RNG_TORCH, (uint64_t)seed->integer);
+        for (size_t k = 0; k < order->len; k++) {
+            const char *name = order->items[k].str;
+            size_t n = 0;
+            float *ref = name ? conf_tensor(f, name, &n) : NULL;
+            if (!ref) {
+                check(0, "%s: draw %zu (%s) is in the case file", conf_case_name(c), k, name ? name : "?");
+                break;
+            }
+            float *got = malloc((n ? n : 1) * sizeof *got);
+            rng_randn(&r, got, n);
+            size_t d = bit_diffs(got, ref, n);
+            draws++;
+            exact += d == 0;
+            check(d == 0, "%s %s: draw %zu of seed %lld, %zu/%zu values bit-exact", conf_case_name(c), name, k,
+                  (long long)seed->integer, n - d, n);
+            free(got);
+            free(ref);
+        }
+        st_close(f);
+    }
+    check_note("case noise: %zu of %zu draws bit-exact", exact, draws);
+    conf_close(&cs);
+}
+
 /* ---- generator state ---------------------------------------------------- */
 
 static void test_state(void)
@@ -359,6 +410,7 @@ int main(void)
     test_mt19937();
     test_philox();
     test_suite();
+    test_case_noise();
     test_state();
     test_names();
     return check_summary();
