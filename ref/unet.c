@@ -410,7 +410,6 @@ static int load_config_and_weights(struct unet *u, struct component *c, struct o
     struct skip_plan sp = {{b0}, 1}; /* conv_in's output is the first skip connection */
     for (int i = 0; i < n; i++)
         if (load_down_block(u, c, &g, i, layers, heads, tl, linear, downsample_padding == 1, &sp)) return -1;
-    u->num_skips = sp.n;
     if (load_mid_block(u, c, &g, heads, tl, linear, (float)mid_scale)) return -1;
     for (int i = 0; i < n; i++)
         if (load_up_block(u, c, &g, i, layers, heads, rtl ? "reverse_transformer_layers_per_block"

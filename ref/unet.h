@@ -70,7 +70,6 @@ struct unet {
                                     (projection_class_embeddings_input_dim - 6 * addition_time_embed_dim) */
     int norm_num_groups;
     float norm_eps;
-    int num_skips;               /* skip connections the down path leaves for the up path */
 
     /* weights, named as in the checkpoint */
     struct conv conv_in;

@@ -258,101 +258,175 @@ static char *replace_once(const char *s, const char *from, const char *to)
     return out;
 }
 
-/* Open sd-turbo-tiny's (or sdxl's) unet, apply a config edit, return unet_load's message. */
-static int load_edited(const struct conf_suite *s, const char *model, const char *from, const char *to,
-                       int tensor_edit, struct os_err *err)
-{
-    struct model_dir *m = NULL;
+enum tensor_edit { KEEP, DROP_ONE, WRONG_SHAPE, EXTRA_ONE, PROJ_AS_CONV };
+
+/* A tiny model's unet with its config text edited (edits: from, to, from, to, ..., NULL)
+ * and its tensor table edited; m == NULL when it could not even be opened. */
+struct edited {
+    struct model_dir *m;
     struct component c;
     struct unet u;
-    int rc = -1;
-    if (model_dir_open(conf_path(s, model), &m, err)) return -2;
-    if (component_open(m, "unet", "config.json", 1, VARIANT_FP32, &c, err)) {
-        model_dir_close(m);
-        return -2;
-    }
-    if (from) {
-        char *text = read_file(c.config_path, NULL);
-        char *edited = text ? replace_once(text, from, to) : NULL;
-        struct json *j = edited ? json_parse(edited, strlen(edited), c.config_path, err) : NULL;
+    int loaded;
+};
+
+static int open_edited(const struct conf_suite *s, const char *model, const char *const *edits,
+                       enum tensor_edit tensor_edit, struct edited *e, struct os_err *err)
+{
+    memset(e, 0, sizeof *e);
+    if (model_dir_open(conf_path(s, model), &e->m, err)) return -2;
+    if (component_open(e->m, "unet", "config.json", 1, VARIANT_FP32, &e->c, err)) return -2;
+    if (edits && edits[0]) {
+        char *text = read_file(e->c.config_path, NULL);
+        for (int i = 0; text && edits[i]; i += 2) {
+            char *next = replace_once(text, edits[i], edits[i + 1]);
+            free(text);
+            text = next;
+        }
+        struct json *j = text ? json_parse(text, strlen(text), e->c.config_path, err) : NULL;
         free(text);
-        free(edited);
         if (!j) {
             snprintf(err->msg, sizeof err->msg, "test setup: could not edit the config");
-            goto done;
+            return -2;
         }
-        json_free(c.config);
-        c.config = j;
+        json_free(e->c.config);
+        e->c.config = j;
     }
-    if (tensor_edit) {
+    if (tensor_edit != KEEP) {
         static const float one = 1.0f;
-        size_t n = c.ntensors;
+        size_t n = e->c.ntensors;
         struct tensor *t = malloc((n + 1) * sizeof *t);
-        memcpy(t, c.tensors, n * sizeof *t);
-        if (tensor_edit == 1) { /* drop one */
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(t[i].name, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight") == 0) {
-                    t[i] = t[--n];
-                    break;
-                }
-        } else if (tensor_edit == 2) { /* wrong shape */
-            for (size_t i = 0; i < n; i++)
-                if (strcmp(t[i].name, "up_blocks.1.resnets.2.conv_shortcut.weight") == 0) t[i].shape[1] += 1;
-        } else { /* one extra */
-            t[n] = (struct tensor){.name = "down_blocks.0.resnets.0.extra.weight", .dtype = DT_F32, .ndim = 1,
-                                   .shape = {1}, .data = &one};
-            n++;
+        memcpy(t, e->c.tensors, n * sizeof *t);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = t[i].name;
+            size_t len = strlen(name);
+            if (tensor_edit == DROP_ONE && strcmp(name, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight") == 0) {
+                t[i--] = t[--n];
+            } else if (tensor_edit == WRONG_SHAPE && strcmp(name, "up_blocks.1.resnets.2.conv_shortcut.weight") == 0) {
+                t[i].shape[1] += 1;
+            } else if (tensor_edit == PROJ_AS_CONV && len > 15 &&
+                       (strcmp(name + len - 14, "proj_in.weight") == 0 || strcmp(name + len - 15, "proj_out.weight") == 0)) {
+                /* SD 1.x layout: the same [out, in] matrix as a 1x1 convolution */
+                t[i].ndim = 4;
+                t[i].shape[2] = t[i].shape[3] = 1;
+            }
         }
-        component_set_tensors(&c, t, n);
+        if (tensor_edit == EXTRA_ONE)
+            t[n++] = (struct tensor){.name = "down_blocks.0.resnets.0.extra.weight", .dtype = DT_F32, .ndim = 1,
+                                     .shape = {1}, .data = &one};
+        component_set_tensors(&e->c, t, n);
     }
-    rc = unet_load(&u, &c, err);
-    if (rc == 0) unet_free(&u);
-done:
-    component_close(&c);
-    model_dir_close(m);
-    return rc;
+    if (unet_load(&e->u, &e->c, err)) return -1;
+    e->loaded = 1;
+    return 0;
+}
+
+static void close_edited(struct edited *e)
+{
+    if (e->loaded) unet_free(&e->u);
+    component_close(&e->c);
+    model_dir_close(e->m);
 }
 
 static void expect_load_error(const struct conf_suite *s, const char *what, const char *model, const char *from,
-                              const char *to, int tensor_edit, const char *needle1, const char *needle2)
+                              const char *to, enum tensor_edit tensor_edit, const char *needle1, const char *needle2)
 {
     struct os_err err = {{0}};
-    int rc = load_edited(s, model, from, to, tensor_edit, &err);
+    const char *edits[3] = {from, to, NULL};
+    struct edited e;
+    int rc = open_edited(s, model, edits, tensor_edit, &e, &err);
+    close_edited(&e);
     check(rc == -1 && strstr(err.msg, needle1) && (!needle2 || strstr(err.msg, needle2)), "%s: \"%s\"", what,
           err.msg);
+}
+
+/* An equivalent way of writing the model must give the same bits on a case's first UNet call. */
+static void expect_same_output(const struct conf_suite *s, const char *what, const struct model *orig,
+                               const char *case_name, const char *const *edits, enum tensor_edit tensor_edit)
+{
+    struct os_err err = {{0}};
+    struct edited e;
+    const struct json *c = conf_case_by_name(s, case_name);
+    struct st_file *f = c ? conf_case_file(s, c) : NULL;
+    int rc = f ? open_edited(s, orig->dir, edits, tensor_edit, &e, &err) : -2;
+    if (check(rc == 0, "%s: loads%s%s", what, rc ? ": " : "", rc ? err.msg : "")) {
+        int nd;
+        const int64_t *ps = tensor_shape(f, "prompt_embeds", &nd), *xs = tensor_shape(f, "step1.latent_model_input", &nd);
+        float *ctx = conf_tensor(f, "prompt_embeds", NULL), *te = conf_tensor(f, "add_text_embeds", NULL);
+        float *ids = conf_tensor(f, "add_time_ids", NULL), *x = conf_tensor(f, "step1.latent_model_input", NULL);
+        float *t = conf_tensor(f, "step1.timestep", NULL);
+        struct unet_cond cond = {ctx, (int)ps[1], (int)ps[2], te, ids};
+        const int h = (int)xs[2], w = (int)xs[3];
+        size_t n = (size_t)4 * h * w;
+        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        int ok = run_unet(&orig->u, x, h, w, t[0], &cond, a, NULL, NULL, NULL, &err) &&
+                 run_unet(&e.u, x, h, w, t[0], &cond, b, NULL, NULL, NULL, &err);
+        check(ok && memcmp(a, b, n * sizeof *a) == 0, "%s: the same noise prediction, bit for bit (%s)", what,
+              case_name);
+        free(a);
+        free(b);
+        free(ctx);
+        free(te);
+        free(ids);
+        free(x);
+        free(t);
+    }
+    if (rc != -2) close_edited(&e);
+    st_close(f);
+}
+
+static void equivalent_configs(const struct conf_suite *s, const struct model *sd, const struct model *xl)
+{
+    const char *conv[] = {"\"use_linear_projection\": true", "\"use_linear_projection\": false", NULL};
+    expect_same_output(s, "use_linear_projection false with 1x1-conv proj_in/proj_out (SD 1.x layout)", sd,
+                       "sd_t2i_1step", conv, PROJ_AS_CONV);
+    /* SDXL's [1, 2, 2] written per layer, as diffusers' asymmetric-UNet form */
+    const char *nested[] = {"\"transformer_layers_per_block\": [\n    1,\n    2,\n    2\n  ]",
+                            "\"transformer_layers_per_block\": [[1, 1], [2, 2], [2, 2]]",
+                            "\"reverse_transformer_layers_per_block\": null",
+                            "\"reverse_transformer_layers_per_block\": [[2, 2, 2], [2, 2, 2], [1, 1, 1]]", NULL};
+    expect_same_output(s, "per-layer transformer_layers_per_block + reverse_transformer_layers_per_block", xl,
+                       "sdxl_t2i_1step", nested, KEEP);
+    expect_load_error(s, "per-layer transformer_layers_per_block without the reverse list", "sdxl-turbo-tiny",
+                      "\"transformer_layers_per_block\": [\n    1,\n    2,\n    2\n  ]",
+                      "\"transformer_layers_per_block\": [[1, 1], [2, 2], [2, 2]]", KEEP,
+                      "needs \"reverse_transformer_layers_per_block\"", NULL);
+    const char *swish[] = {"\"act_fn\": \"silu\"", "\"act_fn\": \"swish\"", "\"upcast_attention\": false",
+                           "\"upcast_attention\": true", NULL};
+    expect_same_output(s, "act_fn \"swish\" (= silu) and upcast_attention (a no-op in float32)", sd, "sd_t2i_1step",
+                       swish, KEEP);
 }
 
 static void bad_inputs(const struct conf_suite *s)
 {
     expect_load_error(s, "unsupported down block type", "sd-turbo-tiny", "\"CrossAttnDownBlock2D\"",
-                      "\"AttnDownBlock2D\"", 0, "unet/config.json: \"down_block_types\" entry 0 is \"AttnDownBlock2D\"",
+                      "\"AttnDownBlock2D\"", KEEP, "unet/config.json: \"down_block_types\" entry 0 is \"AttnDownBlock2D\"",
                       NULL);
-    expect_load_error(s, "unsupported up block type", "sdxl-turbo-tiny", "\"UpBlock2D\"\n", "\"UpDecoderBlock2D\"\n", 0,
+    expect_load_error(s, "unsupported up block type", "sdxl-turbo-tiny", "\"UpBlock2D\"\n", "\"UpDecoderBlock2D\"\n", KEEP,
                       "\"up_block_types\" entry 2 is \"UpDecoderBlock2D\"", NULL);
     expect_load_error(s, "LCM guidance embedding", "sd-turbo-tiny", "\"time_cond_proj_dim\": null",
-                      "\"time_cond_proj_dim\": 256", 0, "\"time_cond_proj_dim\" is set", NULL);
+                      "\"time_cond_proj_dim\": 256", KEEP, "\"time_cond_proj_dim\" is set", NULL);
     expect_load_error(s, "class embeddings", "sd-turbo-tiny", "\"class_embed_type\": null",
-                      "\"class_embed_type\": \"timestep\"", 0, "\"class_embed_type\"", NULL);
-    expect_load_error(s, "unknown addition embedding", "sdxl-turbo-tiny", "\"text_time\"", "\"text\"", 0,
+                      "\"class_embed_type\": \"timestep\"", KEEP, "\"class_embed_type\"", NULL);
+    expect_load_error(s, "unknown addition embedding", "sdxl-turbo-tiny", "\"text_time\"", "\"text\"", KEEP,
                       "\"addition_embed_type\" is \"text\"", NULL);
     expect_load_error(s, "unsupported mid block", "sd-turbo-tiny", "\"UNetMidBlock2DCrossAttn\"",
-                      "\"UNetMidBlock2DSimpleCrossAttn\"", 0, "\"mid_block_type\"", NULL);
+                      "\"UNetMidBlock2DSimpleCrossAttn\"", KEEP, "\"mid_block_type\"", NULL);
     expect_load_error(s, "num_attention_heads set", "sd-turbo-tiny", "\"num_attention_heads\": null",
-                      "\"num_attention_heads\": 4", 0, "\"num_attention_heads\"", NULL);
+                      "\"num_attention_heads\": 4", KEEP, "\"num_attention_heads\"", NULL);
     expect_load_error(s, "heads that do not divide the channels", "sd-turbo-tiny", "\"attention_head_dim\": [\n    2,",
-                      "\"attention_head_dim\": [\n    3,", 0, "unet/config.json: down_blocks.0.attentions.0: its 16 channels do not split into 3 attention heads",
+                      "\"attention_head_dim\": [\n    3,", KEEP, "unet/config.json: down_blocks.0.attentions.0: its 16 channels do not split into 3 attention heads",
                       NULL);
-    expect_load_error(s, "block count mismatch", "sd-turbo-tiny", "\"UpBlock2D\",", "", 0, "\"up_block_types\"", NULL);
-    expect_load_error(s, "config and weights disagree (channels)", "sd-turbo-tiny", "16,\n    32,", "16,\n    48,", 0,
+    expect_load_error(s, "block count mismatch", "sd-turbo-tiny", "\"UpBlock2D\",", "", KEEP, "\"up_block_types\"", NULL);
+    expect_load_error(s, "config and weights disagree (channels)", "sd-turbo-tiny", "16,\n    32,", "16,\n    48,", KEEP,
                       "has shape", "implies");
     expect_load_error(s, "config and weights disagree (transformer depth)", "sdxl-turbo-tiny",
                       "\"transformer_layers_per_block\": [\n    1,\n    2,\n    2", "\"transformer_layers_per_block\": [\n    1,\n    1,\n    2",
-                      0, "does not use", "transformer_blocks.1");
-    expect_load_error(s, "missing tensor", "sd-turbo-tiny", NULL, NULL, 1,
+                      KEEP, "does not use", "transformer_blocks.1");
+    expect_load_error(s, "missing tensor", "sd-turbo-tiny", NULL, NULL, DROP_ONE,
                       "missing tensor \"mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight\"", NULL);
-    expect_load_error(s, "wrong shape", "sd-turbo-tiny", NULL, NULL, 2,
+    expect_load_error(s, "wrong shape", "sd-turbo-tiny", NULL, NULL, WRONG_SHAPE,
                       "\"up_blocks.1.resnets.2.conv_shortcut.weight\" has shape [32, 49, 1, 1]", "[32, 48, 1, 1]");
-    expect_load_error(s, "extra tensor", "sd-turbo-tiny", NULL, NULL, 3, "\"down_blocks.0.resnets.0.extra.weight\"",
+    expect_load_error(s, "extra tensor", "sd-turbo-tiny", NULL, NULL, EXTRA_ONE, "\"down_blocks.0.resnets.0.extra.weight\"",
                       "does not use");
 }
 
@@ -645,6 +719,7 @@ int main(void)
     if (sd.ok && xl.ok) {
         bad_inputs(&s);
         bad_forward(&sd, &xl);
+        equivalent_configs(&s, &sd, &xl);
         struct spec sd_tiny = {3, {16, 32, 32}, {1, 1, 0}, {0, 1, 1}, 2, {2, 4, 4}, {1, 1, 1}, 24, 0, 1};
         struct spec xl_tiny = {3, {16, 32, 32}, {0, 1, 1}, {1, 1, 0}, 2, {2, 4, 4}, {1, 2, 2}, 40, 68, 1};
         spec_matches_checkpoint(&sd_tiny, &sd);
