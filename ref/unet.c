@@ -157,6 +157,9 @@ static int check_unsupported(const struct cfg *g)
     if (cfg_str(g, "time_embedding_type", "positional", "positional", NULL)) return -1;
     if (cfg_str(g, "resnet_time_scale_shift", "default", "default", NULL)) return -1;
     if (cfg_str(g, "attention_type", "default", "default", NULL)) return -1;
+    const struct json *mid = json_get(g->j, "mid_block_type");
+    if (mid && mid->type == JSON_NULL) /* upstream: no mid block at all */
+        return os_fail(g->err, "%s: \"mid_block_type\" is null (no mid block), which is not supported", g->path);
     if (cfg_str(g, "mid_block_type", "UNetMidBlock2DCrossAttn", "UNetMidBlock2DCrossAttn", NULL)) return -1;
     /* Not checked, with reason: dropout (inference), sample_size (any latent size
      * runs), upcast_attention (upcasts q k^T to float32: a no-op in a float32
@@ -367,8 +370,11 @@ static int load_config_and_weights(struct unet *u, struct component *c, struct o
             return os_fail(err, "%s: \"addition_embed_type\" is \"%s\"; only null and \"text_time\" are supported",
                            path, add_type);
         u->text_time = 1;
-        if (cfg_int(&g, "addition_time_embed_dim", -1, 1, 1 << 14, &u->addition_time_embed_dim) ||
-            cfg_int(&g, "projection_class_embeddings_input_dim", -1, 1, 1 << 20, &add_in_dim))
+        int64_t v;
+        if (json_get_int(c->config, "addition_time_embed_dim", &v, path, err) ||
+            cfg_int(&g, "addition_time_embed_dim", v, 1, 1 << 14, &u->addition_time_embed_dim) ||
+            json_get_int(c->config, "projection_class_embeddings_input_dim", &v, path, err) ||
+            cfg_int(&g, "projection_class_embeddings_input_dim", v, 1, 1 << 20, &add_in_dim))
             return -1;
         u->text_embeds_dim = add_in_dim - UNET_TIME_IDS * u->addition_time_embed_dim;
         if (u->text_embeds_dim < 1)

@@ -411,6 +411,11 @@ static void bad_inputs(const struct conf_suite *s)
                       "\"addition_embed_type\" is \"text\"", NULL);
     expect_load_error(s, "unsupported mid block", "sd-turbo-tiny", "\"UNetMidBlock2DCrossAttn\"",
                       "\"UNetMidBlock2DSimpleCrossAttn\"", KEEP, "\"mid_block_type\"", NULL);
+    expect_load_error(s, "no mid block", "sd-turbo-tiny", "\"mid_block_type\": \"UNetMidBlock2DCrossAttn\"",
+                      "\"mid_block_type\": null", KEEP, "\"mid_block_type\" is null", NULL);
+    expect_load_error(s, "text_time without its sizes", "sdxl-turbo-tiny", "\"addition_time_embed_dim\": 8",
+                      "\"addition_time_embed_dim\": null", KEEP, "missing required key \"addition_time_embed_dim\"",
+                      NULL);
     expect_load_error(s, "num_attention_heads set", "sd-turbo-tiny", "\"num_attention_heads\": null",
                       "\"num_attention_heads\": 4", KEEP, "\"num_attention_heads\"", NULL);
     expect_load_error(s, "heads that do not divide the channels", "sd-turbo-tiny", "\"attention_head_dim\": [\n    2,",
