@@ -472,7 +472,13 @@ void unet_timestep_embedding(float t, int dim, int flip_sin_to_cos, double freq_
      * arange is float32, -math.log(10000) and (half_dim - shift) are Python
      * scalars that torch applies as float32, and exp/sin/cos run on float32
      * tensors. Each op here is computed in double and rounded once, as a
-     * correctly rounded float32 op would be. */
+     * correctly rounded float32 op would be.
+     * Known difference: torch's CPU exp/sin/cos are SLEEF's u10 kernels (at
+     * most 1 ulp, not always correctly rounded; the suite's goldens are
+     * bit-identical to Debian libsleef's Sleef_expf8_u10 / sinf8 / cosf8).
+     * For the tiny suite (8 frequencies) that leaves 1-ulp differences; for a
+     * 320-wide embedding about 1 in 10 frequencies differs by 1 ulp, which at
+     * t = 999 moves some high-frequency components by up to ~6e-5. */
     const int half = dim / 2;
     const float neg_log_period = (float)-rm_log(10000.0);
     const float denom = (float)((double)half - freq_shift);
