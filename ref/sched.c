@@ -326,6 +326,7 @@ int sched_set_timesteps(struct sched *s, int n, const int *custom, int ncustom, 
     const char *what = s->what, *cls = sched_kind_name(s->kind);
     int N = s->num_train_timesteps;
     s->n = 0;
+    s->num_inference_steps = 0;
     if (custom) {
         if (s->kind == SCHED_EULER_ANCESTRAL)
             return os_fail(err,
@@ -343,7 +344,9 @@ int sched_set_timesteps(struct sched *s, int n, const int *custom, int ncustom, 
             s->timesteps[i] = (float)custom[i];
         }
         s->n = ncustom;
+        s->num_inference_steps = ncustom;
     } else {
+        s->num_inference_steps = n;
         if (n < 1 || n > SCHED_MAX_STEPS || n > N)
             return os_fail(err, "%s: %d inference steps; %s supports 1 to %d", what, n, cls,
                            N < SCHED_MAX_STEPS ? N : SCHED_MAX_STEPS);
@@ -397,8 +400,11 @@ int sched_set_timesteps(struct sched *s, int n, const int *custom, int ncustom, 
 
 int sched_img2img_start(const struct sched *s, double strength, int *t_start, struct os_err *err)
 {
-    int n = s->n;
-    if (n < 1) return os_fail(err, "%s: img2img: the schedule is not set (call sched_set_timesteps first)", s->what);
+    /* The pipeline reckons with retrieve_timesteps' count: the requested n
+     * (custom: the list's length), not len(timesteps), which "trailing" can
+     * make one longer; the slice then keeps that extra step. */
+    int n = s->num_inference_steps;
+    if (n < 1 || s->n < 1) return os_fail(err, "%s: img2img: the schedule is not set (call sched_set_timesteps first)", s->what);
     if (!(strength >= 0 && strength <= 1))
         return os_fail(err, "img2img: strength %g is outside [0, 1]", strength);
     /* get_timesteps: init_timestep = min(int(n * strength), n), a Python float

@@ -82,6 +82,7 @@ struct sched {
     /* After sched_set_timesteps: n steps, timesteps[i] is what the UNet gets
      * at step i; sigmas[0..n] (Euler kinds; sigmas[n] is the final sigma). */
     int n;
+    int num_inference_steps; /* what was asked for: n, or the custom list's length */
     float timesteps[SCHED_MAX_STEPS + 1];
     float sigmas[SCHED_MAX_STEPS + 2];
     float init_noise_sigma; /* text2img latents = noise * init_noise_sigma */
@@ -117,7 +118,8 @@ int sched_set_timesteps(struct sched *s, int n, const int *custom, int ncustom, 
 
 /* img2img (StableDiffusion(XL)Img2ImgPipeline.get_timesteps): the index of the
  * first step to run for `strength` in [0, 1]; steps run = s->n - *t_start.
- * Fails, suggesting a strength, when int(n * strength) < 1. */
+ * Reckoned, as there, on num_inference_steps. Fails, suggesting a strength,
+ * when int(num_inference_steps * strength) < 1. */
 int sched_img2img_start(const struct sched *s, double strength, int *t_start, struct os_err *err);
 
 /* The timestep the UNet gets at step i. */

@@ -3,24 +3,27 @@
 
 The conformance suite covers EulerAncestral with "trailing" spacing and epsilon
 prediction, and LCM with epsilon prediction. This script runs the real
-diffusers v0.31.0 scheduler classes (pip install torch diffusers==0.31.0) on the
-configurations the suite does not reach - EulerDiscrete, "linspace" and
+diffusers v0.31.0 scheduler classes on the configurations the suite does not reach - EulerDiscrete, "linspace" and
 "leading" spacing, v_prediction and sample prediction, custom timesteps,
 final_sigmas_type "sigma_min", LCM with up to 50 steps, clip_sample, img2img
 add_noise - and records what they return. Nothing here recomputes diffusers'
 arithmetic: every stored value is an output of a diffusers call.
 
 Torch: the suite's, Debian bookworm's python3-torch 1.13.1 (apt-get install
-python3-torch python3-numpy; then a venv with --system-site-packages and pip
-install diffusers==0.31.0 huggingface_hub==0.26.2 safetensors). Other torch
+python3-torch python3-numpy, or `apt-get download python3-torch libtorch1.13
+libsleef3` and dpkg -x them into a private root with PYTHONPATH and
+LD_LIBRARY_PATH pointing there; then a venv with --system-site-packages and
+pip install diffusers==0.31.0 huggingface_hub==0.26.2 safetensors). Other torch
 builds are not bit-compatible: torch >= 2 computes torch.linspace without
 torch 1.13's fused multiply-adds (the scaled_linear betas then differ in the
 last bit), and the 2.x wheel tried here rounds float32 sqrt incorrectly in ~1
 of 5 cases. The script checks that its betas equal the suite's.
 
 Step noise: the ancestral and LCM steps draw noise from randn_tensor inside
-step(); it is replaced by a recorded array (as the suite's generator replaced
-nothing but recorded the draw), so the C test can feed the same noise.
+step(); here it is replaced by a recorded array, so the C test can feed the
+same noise. img2img chains follow StableDiffusionImg2ImgPipeline's
+retrieve_timesteps / get_timesteps / prepare_latents lines (transcribed below;
+the arithmetic stays in diffusers' add_noise and step).
 
 Usage: tools/sched_goldens.py [SUITE_DIR] [OUT]
 """
@@ -126,7 +129,7 @@ class NoiseFeed:
         return torch.from_numpy(x.copy()).to(dtype)
 
 
-def add_chain(name, c, n=None, custom=None, strength=None, seed=0):
+def add_chain(name, c, n=None, custom=None, strength=None, seed=0, shape=SHAPE):
     rng = np.random.RandomState(seed)
     feed = NoiseFeed()
     ea_mod.randn_tensor = feed
@@ -138,13 +141,16 @@ def add_chain(name, c, n=None, custom=None, strength=None, seed=0):
         s.set_timesteps(n)
     total = len(s.timesteps)
     t_start = 0
-    clean = rng.randn(*SHAPE).astype(np.float32) * 2
-    start_noise = rng.randn(*SHAPE).astype(np.float32)
+    clean = rng.randn(*shape).astype(np.float32) * 2
+    start_noise = rng.randn(*shape).astype(np.float32)
     put(f"chain.{name}.noise0", start_noise)
     if strength is not None:
-        # StableDiffusionImg2ImgPipeline.get_timesteps + prepare_latents
-        init_timestep = min(int(total * strength), total)
-        t_start = max(total - init_timestep, 0)
+        # StableDiffusionImg2ImgPipeline: retrieve_timesteps returns the requested
+        # step count (the length of the list only for custom timesteps), then
+        # get_timesteps + prepare_latents.
+        steps = total if custom is not None else n
+        init_timestep = min(int(steps * strength), steps)
+        t_start = max(steps - init_timestep, 0)
         s.set_begin_index(t_start * s.order)
         put(f"chain.{name}.clean", clean)
         x = s.add_noise(torch.from_numpy(clean), torch.from_numpy(start_noise), s.timesteps[t_start:t_start + 1])
@@ -153,8 +159,8 @@ def add_chain(name, c, n=None, custom=None, strength=None, seed=0):
         x = torch.from_numpy(start_noise) * s.init_noise_sigma
     put(f"chain.{name}.latents0", x.numpy())
     for k, t in enumerate(s.timesteps[t_start:], start=1):
-        eps = (rng.randn(*SHAPE) * (1 + 0.5 * k)).astype(np.float32)
-        feed.queue = [rng.randn(*SHAPE).astype(np.float32)]
+        eps = (rng.randn(*shape) * (1 + 0.5 * k)).astype(np.float32)
+        feed.queue = [rng.randn(*shape).astype(np.float32)]
         feed.drawn = []
         inp = s.scale_model_input(x, t)
         out = s.step(torch.from_numpy(eps), t, x)
@@ -197,6 +203,12 @@ add_chain("lcm_custom_low", cfg("LCMScheduler", **LCM), custom=[999, 499, 199, 9
 add_chain("euler_a_img2img", cfg(EA, timestep_spacing="trailing", steps_offset=1), n=4, strength=0.75, seed=15)
 add_chain("euler_img2img", cfg(E, timestep_spacing="trailing", steps_offset=1), n=3, strength=0.7, seed=16)
 add_chain("lcm_img2img", cfg("LCMScheduler", **LCM), n=4, strength=0.5, seed=17)
+# 61 trailing steps give 62 timesteps (numpy's arange length; the last is -1);
+# img2img still reckons strength against the 61 requested.
+add_chain("euler_a_trailing61_img2img", cfg(EA, timestep_spacing="trailing", steps_offset=1), n=61, strength=0.5,
+          seed=18, shape=(1, 4, 2, 2))
+add_chain("euler_custom_img2img", cfg(E, timestep_spacing="trailing"), custom=[999, 800, 600, 400, 200], strength=0.5,
+          seed=19)
 
 # ---- beta tables of other configs ----------------------------------------------
 tables = []
