@@ -404,7 +404,8 @@ int sched_img2img_start(const struct sched *s, double strength, int *t_start, st
      * (custom: the list's length), not len(timesteps), which "trailing" can
      * make one longer; the slice then keeps that extra step. */
     int n = s->num_inference_steps;
-    if (n < 1 || s->n < 1) return os_fail(err, "%s: img2img: the schedule is not set (call sched_set_timesteps first)", s->what);
+    if (n < 1 || s->n < 1)
+        return os_fail(err, "%s: img2img: the schedule is not set (call sched_set_timesteps first)", s->what);
     if (!(strength >= 0 && strength <= 1))
         return os_fail(err, "img2img: strength %g is outside [0, 1]", strength);
     /* get_timesteps: init_timestep = min(int(n * strength), n), a Python float
