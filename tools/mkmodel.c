@@ -66,6 +66,14 @@ int main(int argc, char **argv)
             o.count_only = 1;
             continue;
         }
+        static const char *const with_value[] = {"--model", "--out", "--vocab", "--configs", "--layout", "--dtype",
+                                                 "--seed"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= strcmp(a, with_value[k]) == 0;
+        if (!known) {
+            fprintf(stderr, "mkmodel: unknown option \"%s\" (mkmodel --help)\n", a);
+            return 2;
+        }
         if (!v) {
             fprintf(stderr, "mkmodel: %s needs a value (mkmodel --help)\n", a);
             return 2;
@@ -102,9 +110,6 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.seed = s;
-        } else {
-            fprintf(stderr, "mkmodel: unknown option \"%s\" (mkmodel --help)\n", a);
-            return 2;
         }
     }
     if (!o.model || (!o.out && !o.count_only)) {
