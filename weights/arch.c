@@ -125,6 +125,19 @@ static int get_dims(const struct json *cfg, const char *key, int64_t *out, size_
     return 0;
 }
 
+/* get_dims with diffusers' default for an absent or null key (configs
+ * written by hand may leave defaults out). */
+static int get_dims_or(const struct json *cfg, const char *key, int64_t def, int64_t *out, size_t n, const char *what,
+                       struct os_err *err)
+{
+    const struct json *v = json_get(cfg, key);
+    if (!v || v->type == JSON_NULL) {
+        for (size_t i = 0; i < n; i++) out[i] = def;
+        return 0;
+    }
+    return get_dims(cfg, key, out, n, what, err);
+}
+
 /* A list of strings (block types). */
 static int get_strs(const struct json *cfg, const char *key, const char **out, size_t *n, const char *what,
                     struct os_err *err)
@@ -277,15 +290,12 @@ static int unet_config(const struct json *cfg, const char *what, struct unet_cfg
      * (num_attention_heads = num_attention_heads or attention_head_dim), and
      * v0.31 refuses num_attention_heads itself for this class. */
     if (refuse_unless(cfg, "num_attention_heads", NULL, what, err)) return -1;
-    if (get_dims(cfg, "attention_head_dim", u->heads, u->n, what, err)) return -1;
-    if (get_dims(cfg, "cross_attention_dim", u->cross, u->n, what, err)) return -1;
-    if (get_dims(cfg, "layers_per_block", u->layers, u->n, what, err)) return -1;
-    const struct json *tl = json_get(cfg, "transformer_layers_per_block");
-    if (!tl || tl->type == JSON_NULL) {
-        for (size_t i = 0; i < u->n; i++) u->depth[i] = 1;
-    } else if (get_dims(cfg, "transformer_layers_per_block", u->depth, u->n, what, err)) {
+    /* UNet2DConditionModel's defaults */
+    if (get_dims_or(cfg, "attention_head_dim", 8, u->heads, u->n, what, err) ||
+        get_dims_or(cfg, "cross_attention_dim", 1280, u->cross, u->n, what, err) ||
+        get_dims_or(cfg, "layers_per_block", 2, u->layers, u->n, what, err) ||
+        get_dims_or(cfg, "transformer_layers_per_block", 1, u->depth, u->n, what, err))
         return -1;
-    }
     const struct json *rtl = json_get(cfg, "reverse_transformer_layers_per_block");
     if (rtl && rtl->type != JSON_NULL) {
         if (get_dims(cfg, "reverse_transformer_layers_per_block", u->rdepth, u->n, what, err)) return -1;

@@ -199,9 +199,14 @@ struct unet_layout {
 static int unet_layout(const struct json *cfg, struct unet_layout *u, struct os_err *err)
 {
     const struct json *lp = json_get(cfg, "layers_per_block");
-    if (!lp || lp->type != JSON_NUMBER || !lp->is_int || lp->integer < 1 || lp->integer > 64)
-        return os_fail(err, "single-file UNet keys need an integer layers_per_block in the config");
-    u->layers = (long)lp->integer;
+    if (!lp || lp->type == JSON_NULL) {
+        u->layers = 2; /* diffusers' default */
+    } else if (lp->type != JSON_NUMBER || !lp->is_int || lp->integer < 1 || lp->integer > 64) {
+        /* ldm numbers input_blocks with one resnet count for every level */
+        return os_fail(err, "single-file UNet keys need one integer layers_per_block in the config");
+    } else {
+        u->layers = (long)lp->integer;
+    }
     const struct json *up = json_get(cfg, "up_block_types");
     if (!up || up->type != JSON_ARRAY || up->len == 0 || up->len > 32)
         return os_fail(err, "single-file UNet keys need up_block_types in the config");
