@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "single_file.h"
+
 char *path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
@@ -66,9 +68,18 @@ int model_dir_open(const char *path, struct model_dir **out, struct os_err *err)
     return 0;
 }
 
+int model_open(const char *path, const struct model_open_opts *opts, struct model_dir **out, struct os_err *err)
+{
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return single_file_open(path, opts, out, err);
+    return model_dir_open(path, out, err);
+}
+
 void model_dir_close(struct model_dir *m)
 {
     if (!m) return;
+    single_file_close(m->single);
     json_free(m->index);
     OS_FREE(m->path);
     OS_FREE(m);
@@ -121,6 +132,7 @@ static char *find_weights(const char *dir, enum weight_variant variant, struct o
 int component_open(const struct model_dir *m, const char *name, const char *config_file, int with_weights,
                    enum weight_variant variant, struct component *c, struct os_err *err)
 {
+    if (m->single) return single_file_component(m, name, config_file, with_weights, c, err);
     memset(c, 0, sizeof *c);
     c->name = os_strdup(name);
     c->dir = path_join(m->path, name);
@@ -277,4 +289,32 @@ int component_check_unused(const struct component *c, const char *const *ignore,
 void component_release_pages(struct component *c)
 {
     st_release_pages(c->file);
+}
+
+void model_tokenizer_files_free(struct model_tokenizer_files *f)
+{
+    OS_FREE(f->vocab_json);
+    OS_FREE(f->merges_txt);
+    OS_FREE(f->tokenizer_config);
+    OS_FREE(f->special_tokens_map);
+    memset(f, 0, sizeof *f);
+}
+
+int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
+                          struct os_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (m->single) return single_file_tokenizer_files(m, name, out, err);
+    char *dir = path_join(m->path, name);
+    if (!dir) return os_fail(err, "out of memory");
+    out->vocab_json = path_join(dir, "vocab.json");
+    out->merges_txt = path_join(dir, "merges.txt");
+    out->tokenizer_config = path_join(dir, "tokenizer_config.json");
+    out->special_tokens_map = path_join(dir, "special_tokens_map.json");
+    OS_FREE(dir);
+    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
+        model_tokenizer_files_free(out);
+        return os_fail(err, "out of memory");
+    }
+    return 0;
 }
