@@ -26,7 +26,6 @@
 #include "tokenizer_impl.h"
 
 #define TOKENIZER_FILE_MAX (64u << 20) /* vocab.json is ~1 MB, merges.txt ~0.5 MB */
-#define FIRST_WINDOW 1024              /* bytes of a long piece merged before looking further */
 
 static const char START[] = "<|startoftext|>";
 static const char END[] = "<|endoftext|>";
@@ -289,6 +288,8 @@ static int load_merges(struct tokenizer *t, const char *path, struct os_err *err
                 const char *q = s + len;
                 while (*q && (is_blank(*q) || *q == '\n')) q++;
                 if (!*q) break;
+                os_fail(err, "%s: line %zu is blank (only the end of the file may be)", path, line);
+                goto out;
             }
             os_fail(err, "%s: line %zu: expected two symbols separated by a space", path, line);
             goto out;
@@ -342,7 +343,7 @@ static int load_merges(struct tokenizer *t, const char *path, struct os_err *err
         }
     }
     if (orphans) {
-        os_fail(err, "%s: %zu entries of vocab.json (e.g. \"%s\") are made by none of its %zu merges%s", path, orphans,
+        os_fail(err, "%s: %zu vocab.json entries (e.g. \"%s\") are made by none of its %zu merges%s", path, orphans,
                 t->pool + t->str_off[example], n,
                 p && n == nmax ? " (only the first 48894 are read, as upstream)" : "; is the file truncated?");
         goto out;
@@ -541,10 +542,10 @@ int tokenizer_bpe(const struct tokenizer *t, const char *prompt, size_t len, int
     size_t buf_cap = 0;
     int rc = 0;
     while (*n < max) {
-        /* A piece is read FIRST_WINDOW bytes at a time; if its start is not
+        /* A piece is read TOK_FIRST_WINDOW bytes at a time; if its start is not
          * settled by then (tokenizer_bpe.c), it is read again, twice as far. */
         struct tok_reader start = r;
-        for (size_t window = FIRST_WINDOW;; window *= 2) {
+        for (size_t window = TOK_FIRST_WINDOW;; window *= 2) {
             if (window > buf_cap) {
                 unsigned char *b2 = OS_REALLOC(buf, window);
                 if (b2) buf = b2;

@@ -81,6 +81,9 @@ int tok_next_piece(struct tok_reader *r, unsigned char *buf, size_t cap, size_t 
 
 /* ---- tokenizer_bpe.c ---- */
 
+/* Bytes of a long piece merged before looking further (then 2x, 4x, ...). */
+#define TOK_FIRST_WINDOW 1024
+
 struct bpe_work {
     int32_t *sym, *next, *prev;
     uint64_t *heap;

@@ -32,9 +32,10 @@ int tok_utf8_check(const unsigned char *s, size_t len, size_t *bad_at, const cha
             need = 3, cp = c & 0x07, min = 0x10000;
         } else {
             *bad_at = i;
-            *why = (c >= 0x80 && c <= 0xBF) ? "a continuation byte without a lead byte"
-                   : (c == 0xC0 || c == 0xC1) ? "an overlong encoding"
-                                              : "a byte that never occurs in UTF-8 (code point above U+10FFFF)";
+            *why = c <= 0xBF                 ? "a continuation byte without a lead byte"
+                   : c <= 0xC1                 ? "an overlong encoding"
+                   : c <= 0xF7                 ? "a code point above U+10FFFF"
+                                               : "a byte that never occurs in UTF-8";
             return -1;
         }
         for (size_t k = 1; k <= need; k++) {
