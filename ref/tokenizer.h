@@ -1,8 +1,10 @@
 /* tokenizer.h — the CLIP BPE tokenizer, as diffusers users get it.
  *
- * A prompt becomes 77 ids exactly as transformers' CLIPTokenizer(prompt,
- * padding="max_length", max_length=77, truncation=True) gives them (with ftfy
- * treated as the identity; see below):
+ * A prompt becomes 77 ids as the conformance suite defines them: openai
+ * CLIP's SimpleTokenizer.encode (ftfy treated as the identity, and without
+ * its html.unescape, which transformers' CLIPTokenizer does not do either),
+ * framed and padded like transformers' CLIPTokenizer(prompt,
+ * padding="max_length", max_length=77, truncation=True):
  *
  *   1. whitespace_clean: runs of \s (the regex module's White_Space) become one
  *      space, then Python's str.strip() (which also removes U+001C..U+001F).
@@ -19,6 +21,13 @@
  *      tokenizer's pad token ("!" = 0 for OpenCLIP tokenizers: SD 2.x /
  *      SD-Turbo tokenizer/, SDXL tokenizer_2/; "<|endoftext|>" = 49407 for the
  *      CLIP ViT-L tokenizer: SDXL tokenizer/).
+ *
+ * Special tokens are recognised only where a piece starts (step 3), and the
+ * pad token plays no part inside the text. transformers differs here: its
+ * PreTrainedTokenizer first splits every special token (bos, eos, unk, pad)
+ * out of the raw text, so with a "!" pad token each "!" of a prompt becomes
+ * id 0 ("f/1.8!!" ends in 0 0, not "!!</w>" = 748; diffusers issue #4153).
+ * The suite follows openai here (case sd_t2i_2step expects 748), and so do we.
  *
  * Prompts are literal: "(word:1.3)" and "[x]" are text, not weighting syntax.
  * Not done, as in transformers: html.unescape (openai CLIP does it) and ftfy's
@@ -37,7 +46,7 @@
  *
  * Cost is linear in the prompt: everything after the 75th token is only
  * validated as UTF-8, never tokenized (the result is identical; see
- * tokenizer.c for why this holds even inside one very long word).
+ * tokenizer_bpe.c for why this holds even inside one very long word).
  *
  * The loaded tokenizer is immutable: one can serve several threads. */
 #ifndef ONESTEP_TOKENIZER_H
@@ -52,10 +61,12 @@
 
 struct tokenizer;
 
-/* Load DIR/vocab.json, DIR/merges.txt and the pad token from
- * DIR/tokenizer_config.json (fallback DIR/special_tokens_map.json; without
- * either file, transformers' default "<|endoftext|>"). Errors name the file
- * and the problem. */
+/* Load DIR/vocab.json, DIR/merges.txt and the pad token, resolved as
+ * transformers does: DIR/tokenizer_config.json's "pad_token", overridden by
+ * DIR/special_tokens_map.json's unless the config is in the current format
+ * (has "added_tokens_decoder"); "<|endoftext|>" when neither names one.
+ * Damaged files are refused (see tokenizer.c); errors name the file and the
+ * problem. */
 int tokenizer_load(const char *dir, struct tokenizer **out, struct os_err *err);
 
 /* Load from explicit files with an explicit pad id (the shared clip-tokenizer
