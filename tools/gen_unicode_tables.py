@@ -198,6 +198,11 @@ def main():
     for c, m in lower.items():
         for d in m:
             assert not flags[d] & F["UNI_PYSPACE"], "lowercasing produced whitespace"
+    # Final_Sigma is judged on the raw text (tokenizer_text.c): whitespace must
+    # end its scans the way the stripped / collapsed text would.
+    for c in range(MAX_CP):
+        if flags[c] & F["UNI_PYSPACE"]:
+            assert not flags[c] & (F["UNI_CASED"] | F["UNI_CASE_IGNORABLE"]), "U+%04X" % c
 
     # Two-stage table: stage1[c >> SHIFT] picks a block of stage2.
     block = 1 << SHIFT
