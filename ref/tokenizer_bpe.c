@@ -6,7 +6,9 @@
  * of adjacent symbols with the lowest merge rank and merges every occurrence
  * of it from left to right, an occurrence being skipped when its left symbol
  * was just eaten by the occurrence before ("a a a" -> "aa a"); passes repeat
- * until no adjacent pair has a rank. A word of one symbol is just "x</w>".
+ * until no adjacent pair has a rank. A word of one symbol is just "x</w>";
+ * a word that is itself a vocabulary entry gets no shortcut: it is merged
+ * like any other (and usually, not always, ends as that one entry).
  *
  * We get the same result with a heap of (rank, position) entries: popping in
  * that order visits the occurrences of one rank left to right, and an entry
