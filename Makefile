@@ -3,6 +3,7 @@
 #   make             build ./onestep and the tools
 #   make test        build and run every test (tests/test_*.c)
 #   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
+#   make unicode-tables  regenerate ref/unicode_tables.c (python3 + Debian's unicode-data)
 #   make clean
 #
 # Variables: CC (gcc or clang), BUILD (object directory, so several builds can
@@ -39,7 +40,7 @@ TEST_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_LIB_SRC))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libonestep.a
 
-.PHONY: all test sanitize clean
+.PHONY: all test sanitize clean unicode-tables
 .SECONDARY:
 PROG_BIN := $(patsubst %,$(BIN)/%,$(PROGRAMS))
 all: $(PROG_BIN)
@@ -64,6 +65,12 @@ test: all $(TEST_BIN)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize:
 	$(MAKE) BUILD=build-asan BIN=build-asan OPT=-O1 CFLAGS="$(SAN)" LDFLAGS="$(SAN)" test
+
+# The tokenizer's Unicode tables are generated, and committed so that the
+# normal build needs no Python.
+UNICODE_DATA ?= /usr/share/unicode
+unicode-tables:
+	python3 tools/gen_unicode_tables.py $(UNICODE_DATA) ref/unicode_tables.c
 
 clean:
 	rm -rf build build-* $(PROGRAMS)
