@@ -416,12 +416,8 @@ static int load_json_if_present(const char *path, struct json **out, struct os_e
  * when it lists "added_tokens_decoder" (the current format); otherwise the
  * legacy rule, where special_tokens_map.json overrides tokenizer_config.json;
  * CLIPTokenizer's default "<|endoftext|>" when neither names one. */
-static int load_pad(struct tokenizer *t, const char *dir, struct os_err *err)
+static int load_pad(struct tokenizer *t, const char *cfg_path, const char *map_path, struct os_err *err)
 {
-    char cfg_path[4096], map_path[4096];
-    if (snprintf(cfg_path, sizeof cfg_path, "%s/tokenizer_config.json", dir) >= (int)sizeof cfg_path ||
-        snprintf(map_path, sizeof map_path, "%s/special_tokens_map.json", dir) >= (int)sizeof map_path)
-        return os_fail(err, "%s: path too long", dir);
     struct json *cfg = NULL, *map = NULL;
     int rc = -1;
     const char *pad = NULL, *from = NULL;
@@ -444,7 +440,7 @@ static int load_pad(struct tokenizer *t, const char *dir, struct os_err *err)
     if (!pad) {
         pad = END;
         pad_len = strlen(END);
-        from = cfg ? cfg_path : map ? map_path : dir;
+        from = cfg ? cfg_path : map_path;
     }
     t->pad = tok_vocab_id(t, pad, pad_len);
     if (t->pad < 0) {
@@ -490,21 +486,31 @@ int tokenizer_load_files(const char *vocab_json, const char *merges_txt, int32_t
     return 0;
 }
 
-int tokenizer_load(const char *dir, struct tokenizer **out, struct os_err *err)
+int tokenizer_load_paths(const char *vocab_json, const char *merges_txt, const char *tokenizer_config,
+                         const char *special_tokens_map, struct tokenizer **out, struct os_err *err)
 {
     *out = NULL;
-    char vocab[4096], merges[4096];
-    if (snprintf(vocab, sizeof vocab, "%s/vocab.json", dir) >= (int)sizeof vocab ||
-        snprintf(merges, sizeof merges, "%s/merges.txt", dir) >= (int)sizeof merges)
-        return os_fail(err, "%s: path too long", dir);
     struct tokenizer *t = OS_CALLOC(1, sizeof *t);
-    if (!t) return os_fail(err, "%s: out of memory", dir);
-    if (load_common(t, vocab, merges, err) != 0 || load_pad(t, dir, err) != 0) {
+    if (!t) return os_fail(err, "%s: out of memory", vocab_json);
+    if (load_common(t, vocab_json, merges_txt, err) != 0 ||
+        load_pad(t, tokenizer_config, special_tokens_map, err) != 0) {
         tokenizer_free(t);
         return -1;
     }
     *out = t;
     return 0;
+}
+
+int tokenizer_load(const char *dir, struct tokenizer **out, struct os_err *err)
+{
+    *out = NULL;
+    char vocab[4096], merges[4096], cfg[4096], map[4096];
+    if (snprintf(vocab, sizeof vocab, "%s/vocab.json", dir) >= (int)sizeof vocab ||
+        snprintf(merges, sizeof merges, "%s/merges.txt", dir) >= (int)sizeof merges ||
+        snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir) >= (int)sizeof cfg ||
+        snprintf(map, sizeof map, "%s/special_tokens_map.json", dir) >= (int)sizeof map)
+        return os_fail(err, "%s: path too long", dir);
+    return tokenizer_load_paths(vocab, merges, cfg, map, out, err);
 }
 
 void tokenizer_free(struct tokenizer *t)

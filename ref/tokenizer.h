@@ -68,6 +68,10 @@ struct tokenizer;
  * Damaged files are refused (see tokenizer.c); errors name the file and the
  * problem. */
 int tokenizer_load(const char *dir, struct tokenizer **out, struct os_err *err);
+/* The same with each file named (a single-file checkpoint's tokenizer files
+ * come from different directories); the two JSON files may be absent. */
+int tokenizer_load_paths(const char *vocab_json, const char *merges_txt, const char *tokenizer_config,
+                         const char *special_tokens_map, struct tokenizer **out, struct os_err *err);
 
 /* Load from explicit files with an explicit pad id (the shared clip-tokenizer
  * data has only vocab.json + merges.txt). */

@@ -116,7 +116,7 @@ struct model {
     int ok;
 };
 
-static int model_open(const struct conf_suite *s, struct model *md, const char *dir, enum weight_variant v)
+static int unet_case_open(const struct conf_suite *s, struct model *md, const char *dir, enum weight_variant v)
 {
     struct os_err err = {{0}};
     md->dir = dir;
@@ -695,9 +695,9 @@ int main(void)
     if (conf_open(&s) != 0) return check_summary();
 
     struct model sd = {0}, sd16 = {0}, xl = {0};
-    model_open(&s, &sd, "sd-turbo-tiny", VARIANT_FP32);
-    model_open(&s, &sd16, "sd-turbo-tiny", VARIANT_FP16);
-    model_open(&s, &xl, "sdxl-turbo-tiny", VARIANT_FP32);
+    unet_case_open(&s, &sd, "sd-turbo-tiny", VARIANT_FP32);
+    unet_case_open(&s, &sd16, "sd-turbo-tiny", VARIANT_FP16);
+    unet_case_open(&s, &xl, "sdxl-turbo-tiny", VARIANT_FP32);
     if (sd16.ok) {
         const struct tensor *t = st_get(sd16.c.file, "conv_in.weight");
         check(t && t->dtype == DT_F16, "fp16 variant: weights are stored as F16 (%s)", sd16.c.weights_path);
