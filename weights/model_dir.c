@@ -286,9 +286,49 @@ int component_check_unused(const struct component *c, const char *const *ignore,
                    extra > 5 ? ", ..." : "");
 }
 
+struct span {
+    uintptr_t a, b;
+};
+
+static int cmp_span(const void *x, const void *y)
+{
+    uintptr_t a = ((const struct span *)x)->a, b = ((const struct span *)y)->a;
+    return a < b ? -1 : a > b;
+}
+
 void component_release_pages(struct component *c)
 {
-    st_release_pages(c->file);
+    if (c->file) {
+        st_release_pages(c->file);
+        return;
+    }
+    if (!c->view_of || !c->ntensors) return;
+    /* A single-file component's tensors are scattered views (q/k/v rows of
+     * one fused tensor, ...): sort and merge their byte spans so a component
+     * costs a few madvise calls, not one per tensor. Without memory for the
+     * list, release tensor by tensor. */
+    struct span *s = OS_MALLOC(c->ntensors * sizeof *s);
+    if (!s) {
+        for (size_t i = 0; i < c->ntensors; i++)
+            st_release_range(c->view_of, c->tensors[i].data,
+                             (size_t)tensor_numel(&c->tensors[i]) * dtype_size(c->tensors[i].dtype));
+        return;
+    }
+    for (size_t i = 0; i < c->ntensors; i++) {
+        s[i].a = (uintptr_t)c->tensors[i].data;
+        s[i].b = s[i].a + (size_t)tensor_numel(&c->tensors[i]) * dtype_size(c->tensors[i].dtype);
+    }
+    qsort(s, c->ntensors, sizeof *s, cmp_span);
+    size_t n = 0;
+    for (size_t i = 1; i < c->ntensors; i++) {
+        if (s[i].a <= s[n].b) {
+            if (s[i].b > s[n].b) s[n].b = s[i].b;
+        } else {
+            s[++n] = s[i];
+        }
+    }
+    for (size_t i = 0; i <= n; i++) st_release_range(c->view_of, (const void *)s[i].a, s[i].b - s[i].a);
+    OS_FREE(s);
 }
 
 void model_tokenizer_files_free(struct model_tokenizer_files *f)

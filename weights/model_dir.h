@@ -46,6 +46,7 @@ struct component {
     void **owned;           /* buffers owned by the component (derived tensors) */
     size_t nowned;
     int tensors_owned;      /* tensors[] was allocated by us, not st_file's */
+    const struct st_file *view_of; /* single file: the model's one mapping the tensors view (not owned) */
 };
 
 struct single_file; /* weights/single_file.h */
@@ -114,7 +115,9 @@ const struct tensor *component_require(struct component *c, const char *name, in
  * (e.g. "position_ids" buffers some exporters keep). */
 int component_check_unused(const struct component *c, const char *const *ignore, struct os_err *err);
 
-/* Drop the component's weight pages from RSS (they stay mapped). */
+/* Drop the component's weight pages from RSS (they stay mapped and fault
+ * back in if read again). A component of a single-file checkpoint releases
+ * the pages under its own tensors only; other components' pages stay. */
 void component_release_pages(struct component *c);
 
 /* Replace the table (used by single-file and LoRA loaders). The component

@@ -269,6 +269,24 @@ void st_release_pages(struct st_file *f)
     if (f && f->owns_map) madvise((void *)f->map, f->map_len, MADV_DONTNEED);
 }
 
+void st_release_range(const struct st_file *f, const void *p, size_t len)
+{
+    if (!f || !f->owns_map || !len) return;
+    uintptr_t lo = (uintptr_t)f->map, hi = lo + f->map_len, a = (uintptr_t)p, b = a + len;
+    if (b <= lo || a >= hi) return; /* not ours (e.g. a private copy) */
+    if (a < lo) a = lo;
+    if (b > hi) b = hi;
+    /* A page shared with a neighbouring tensor is dropped too: the mapping
+     * is read-only and private, so the next read faults the same bytes back
+     * in from the file. Only the mapping's own first page can start before
+     * lo, and mmap returns page-aligned addresses. */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (page == 0 || page == (uintptr_t)-1) page = 4096;
+    a &= ~(page - 1);
+    b = (b + page - 1) & ~(page - 1);
+    madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
+}
+
 /* ---------------------------------------------------------------- writing */
 
 struct st_item {

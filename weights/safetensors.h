@@ -53,6 +53,10 @@ const char *st_meta(const struct st_file *f, const char *key);
  * faults them back in from the file). Used to drop a component's weights from
  * RSS once a stage is done. */
 void st_release_pages(struct st_file *f);
+/* The same for the pages under [p, p + len) (rounded out to whole pages,
+ * clipped to the mapping; nothing outside it is touched): releases one
+ * component's tensors inside a single-file checkpoint's mapping. */
+void st_release_range(const struct st_file *f, const void *p, size_t len);
 
 /* ---- writing ---- */
 

@@ -464,6 +464,7 @@ int single_file_component(const struct model_dir *m, const char *name, const cha
         }
         if (!(c->weights_path = os_strdup(m->path))) goto oom;
         if (map_component(s, comp, cfg, cfg_path, c, err)) goto fail;
+        c->view_of = s->file; /* for component_release_pages */
     }
     json_free(walk_cfg);
     OS_FREE(walk_path);
