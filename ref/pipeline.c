@@ -22,6 +22,7 @@
 #include "clip.h"
 #include "onestep.h"
 #include "ops.h"
+#include "ops_count.h"
 #include "rng.h"
 #include "sched.h"
 #include "tokenizer.h"
@@ -344,17 +345,37 @@ static int context_dim(const struct onestep_ctx *ctx)
     return d;
 }
 
-/* Run every model stage on ops_null() with a measuring arena: the largest
- * peak is what the real run needs. */
-static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, size_t *peak,
+/* Move what the counting backend and the measuring arena saw during one
+ * stage into sc, and start both afresh for the next stage. */
+static void take_stage(struct onestep_stage_cost *sc, struct arena *a, struct flop_count *c)
+{
+    sc->conv_gflop = c->conv * 1e-9;
+    sc->linear_gflop = c->linear * 1e-9;
+    sc->attention_gflop = c->attention * 1e-9;
+    sc->gflop = flop_count_matmul(c) * 1e-9;
+    sc->elementwise_gflop = c->elementwise * 1e-9;
+    sc->arena_bytes = a->peak;
+    arena_destroy(a);
+    arena_init_measure(a);
+    memset(c, 0, sizeof *c);
+}
+
+/* Run every model stage once on the counting backend (ops_count.h) with a
+ * measuring arena: per stage its activation peak and its arithmetic. */
+static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, struct onestep_cost *cost,
                    struct os_err *e)
 {
+    struct flop_count cnt;
+    memset(&cnt, 0, sizeof cnt);
+    struct ops counter;
+    ops_count_init(&counter, &cnt);
+    memset(cost, 0, sizeof *cost);
     struct arena a;
     arena_init_measure(&a);
     struct run r = {0};
     r.ctx = ctx;
     r.p = p;
-    r.o = ops_null();
+    r.o = &counter;
     r.a = &a;
     r.measuring = 1;
     r.ctx_dim = context_dim(ctx);
@@ -368,25 +389,18 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
         os_fail(e, "out of memory");
         goto done;
     }
-    *peak = 0;
     if (encode_text(&r, e)) goto done;
-    *peak = a.peak;
-    arena_destroy(&a);
-    arena_init_measure(&a);
+    take_stage(&cost->stage[ONESTEP_STAGE_TEXT], &a, &cnt);
     float time_ids[6] = {0};
     struct unet_cond cond = {r.context, SEQ, r.ctx_dim, ctx->unet.text_time ? r.pooled : NULL,
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
-    if (a.peak > *peak) *peak = a.peak;
-    arena_destroy(&a);
-    arena_init_measure(&a);
+    take_stage(&cost->stage[ONESTEP_STAGE_UNET], &a, &cnt);
     if (vae_decode(&ctx->vae, r.o, &a, lat, h, w, img, NULL, e)) goto done;
-    if (a.peak > *peak) *peak = a.peak;
+    take_stage(&cost->stage[ONESTEP_STAGE_VAE], &a, &cnt);
     if (p->init_rgb) {
-        arena_destroy(&a);
-        arena_init_measure(&a);
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
-        if (a.peak > *peak) *peak = a.peak;
+        take_stage(&cost->stage[ONESTEP_STAGE_ENCODE], &a, &cnt);
     }
     rc = 0;
 done:
@@ -398,10 +412,34 @@ done:
     return rc;
 }
 
+static int skipped(const struct onestep_params *p, enum onestep_stage s)
+{
+    return s != ONESTEP_STAGE_ENCODE && (p->skip_stages & (1u << s));
+}
+
+/* The arena a generation allocates: the largest stage it runs. */
+static size_t arena_needed(const struct onestep_params *p, const struct onestep_cost *cost)
+{
+    size_t peak = 0;
+    for (int s = 0; s < 4; s++)
+        if (!skipped(p, (enum onestep_stage)s) && cost->stage[s].arena_bytes > peak) peak = cost->stage[s].arena_bytes;
+    return peak;
+}
+
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err)
 {
     struct os_err e = {{0}};
-    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, bytes, &e)) return fail(err, &e);
+    struct onestep_cost cost;
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, &cost, &e)) return fail(err, &e);
+    *bytes = arena_needed(p, &cost);
+    return 0;
+}
+
+int onestep_cost(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_cost *cost,
+                 struct onestep_err *err)
+{
+    struct os_err e = {{0}};
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, cost, &e)) return fail(err, &e);
     return 0;
 }
 
@@ -485,18 +523,18 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     struct dump_hook hook = {dump_from_backend, &dumper};
     r.hook = p->dump ? &hook : NULL;
 
-    size_t peak;
-    if (measure(ctx, p, r.H, r.W, &peak, e)) return -1;
+    struct onestep_cost cost;
+    if (measure(ctx, p, r.H, r.W, &cost, e)) return -1;
     struct arena arena;
-    if (arena_init(&arena, o, peak, e)) return -1;
+    if (arena_init(&arena, o, arena_needed(p, &cost), e)) return -1;
     r.a = &arena;
 
     struct sched s = ctx->sched;
     float *x = malloc(n * sizeof *x), *xin = malloc(n * sizeof *xin), *eps = malloc(n * sizeof *eps);
     float *noise = malloc(n * sizeof *noise), *x0 = malloc(n * sizeof *x0), *den = malloc(n * sizeof *den);
-    float *img = malloc((size_t)3 * r.H * r.W * sizeof *img);
-    r.context = malloc((size_t)SEQ * r.ctx_dim * sizeof(float));
-    r.pooled = malloc(4096 * sizeof(float));
+    float *img = calloc((size_t)3 * r.H * r.W, sizeof *img); /* zero when the VAE stage is skipped */
+    r.context = calloc((size_t)SEQ * r.ctx_dim, sizeof(float)); /* zero when the text stage is skipped */
+    r.pooled = calloc(4096, sizeof(float));
     unsigned char *rgb = malloc((size_t)3 * r.H * r.W);
     int rc = -1;
     if (!x || !xin || !eps || !noise || !x0 || !den || !img || !r.context || !r.pooled || !rgb) {
@@ -517,10 +555,12 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         }
     }
     double t = now();
-    progress(p, ONESTEP_STAGE_TEXT, 1, 1, 0, 0);
-    if (encode_text(&r, e)) goto done;
-    for (int i = 0; i < ctx->nenc; i++) component_release_pages(&ctx->te_comp[i]);
-    progress(p, ONESTEP_STAGE_TEXT, 1, 1, now() - t, 1);
+    if (!skipped(p, ONESTEP_STAGE_TEXT)) {
+        progress(p, ONESTEP_STAGE_TEXT, 1, 1, 0, 0);
+        if (encode_text(&r, e)) goto done;
+        for (int i = 0; i < ctx->nenc; i++) component_release_pages(&ctx->te_comp[i]);
+        progress(p, ONESTEP_STAGE_TEXT, 1, 1, now() - t, 1);
+    }
     int64_t cshape[3] = {1, SEQ, r.ctx_dim};
     dump_host(p, "prompt_embeds", r.context, 3, cshape);
     if (ctx->is_sdxl) {
@@ -559,7 +599,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     struct unet_cond cond = {r.context, SEQ, r.ctx_dim, ctx->unet.text_time ? r.pooled : NULL,
                              ctx->unet.text_time ? r.time_ids : NULL};
     const int nsteps = s.n - t0;
-    for (int i = t0; i < s.n; i++) {
+    for (int i = t0; i < s.n && !skipped(p, ONESTEP_STAGE_UNET); i++) {
         const int k = i - t0 + 1; /* 1-based executed step, the manifest's stepk */
         char name[64];
         float ts = sched_timestep(&s, i);
@@ -612,11 +652,13 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         else
             xin[i] = x[i] / ctx->vae.scaling_factor;
     }
-    t = now();
-    progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
-    if (vae_decode(&ctx->vae, o, &arena, xin, r.h, r.w, img, r.hook, e)) goto done;
-    component_release_pages(&ctx->vae_comp);
-    progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);
+    if (!skipped(p, ONESTEP_STAGE_VAE)) {
+        t = now();
+        progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
+        if (vae_decode(&ctx->vae, o, &arena, xin, r.h, r.w, img, r.hook, e)) goto done;
+        component_release_pages(&ctx->vae_comp);
+        progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);
+    }
     vae_to_uint8(img, r.H, r.W, rgb);
     if (p->dump) {
         int64_t ishape[4] = {1, r.H, r.W, 3};
