@@ -28,6 +28,7 @@
 #include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
+#include "vae_tiling.h"
 
 #define MAX_ENCODERS 2
 #define SEQ 77 /* CLIP context length */
@@ -345,6 +346,16 @@ static int context_dim(const struct onestep_ctx *ctx)
     return d;
 }
 
+/* --vae-tiling: the same decode in overlapping tiles, with an arena of one
+ * tile (vae_tiling.h has the defaults and why). */
+static int decode(struct onestep_ctx *ctx, const struct onestep_params *p, const struct ops *o, struct arena *a,
+                  const float *z, int h, int w, float *img, const struct dump_hook *d, struct os_err *e)
+{
+    if (p->vae_tiling)
+        return vae_decode_tiled(&ctx->vae, o, a, z, h, w, VAE_TILE_DEFAULT, VAE_TILE_OVERLAP_DEFAULT, img, d, e);
+    return vae_decode(&ctx->vae, o, a, z, h, w, img, d, e);
+}
+
 /* Move what the counting backend and the measuring arena saw during one
  * stage into sc, and start both afresh for the next stage. */
 static void take_stage(struct onestep_stage_cost *sc, struct arena *a, struct flop_count *c)
@@ -396,7 +407,7 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
     take_stage(&cost->stage[ONESTEP_STAGE_UNET], &a, &cnt);
-    if (vae_decode(&ctx->vae, r.o, &a, lat, h, w, img, NULL, e)) goto done;
+    if (decode(ctx, p, r.o, &a, lat, h, w, img, NULL, e)) goto done;
     take_stage(&cost->stage[ONESTEP_STAGE_VAE], &a, &cnt);
     if (p->init_rgb) {
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
@@ -655,7 +666,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     if (!skipped(p, ONESTEP_STAGE_VAE)) {
         t = now();
         progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
-        if (vae_decode(&ctx->vae, o, &arena, xin, r.h, r.w, img, r.hook, e)) goto done;
+        if (decode(ctx, p, o, &arena, xin, r.h, r.w, img, r.hook, e)) goto done;
         component_release_pages(&ctx->vae_comp);
         progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);
     }
