@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "../ref/onestep.h"
@@ -19,6 +18,7 @@
 #include "../weights/atomic_file.h"
 #include "../weights/safetensors.h"
 #include "lib/image_io.h"
+#include "lib/rss.h"
 
 #define MAX_LORAS 16
 #define MAX_TIMESTEPS 1000
@@ -248,6 +248,7 @@ struct progress {
     int verbose;
     double t[4];
     int count[4];
+    struct rss_peaks rss; /* -v: peak RSS per stage and overall */
 };
 
 static const char *stage_name[] = {"text encoder", "vae encoder", "unet", "vae decoder"};
@@ -255,13 +256,23 @@ static const char *stage_name[] = {"text encoder", "vae encoder", "unet", "vae d
 static void on_progress(void *user, const struct onestep_progress *p)
 {
     struct progress *pr = user;
-    if (!p->done) return;
+    if (!p->done) {
+        if (pr->verbose) rss_stage_begin(&pr->rss);
+        return;
+    }
     pr->t[p->stage] += p->seconds;
     pr->count[p->stage]++;
+    char mem[64] = "";
+    if (pr->verbose) {
+        long long peak = rss_stage_end(&pr->rss), now = rss_current();
+        if (peak >= 0)
+            snprintf(mem, sizeof mem, "  (RSS: %s %.0f MiB, now %.0f MiB)", pr->rss.resettable ? "stage peak" : "peak so far",
+                     peak / 1048576.0, now / 1048576.0);
+    }
     if (p->stage == ONESTEP_STAGE_UNET)
-        fprintf(stderr, "onestep: %s step %d/%d  %.2f s\n", stage_name[p->stage], p->step, p->steps, p->seconds);
+        fprintf(stderr, "onestep: %s step %d/%d  %.2f s%s\n", stage_name[p->stage], p->step, p->steps, p->seconds, mem);
     else
-        fprintf(stderr, "onestep: %s  %.2f s\n", stage_name[p->stage], p->seconds);
+        fprintf(stderr, "onestep: %s  %.2f s%s\n", stage_name[p->stage], p->seconds, mem);
 }
 
 struct previewer {
@@ -391,7 +402,8 @@ int main(int argc, char **argv)
         p.init_height = h;
     }
 
-    struct progress pr = {c.verbose, {0}, {0}};
+    struct progress pr = {c.verbose, {0}, {0}, {0, 0}};
+    rss_peaks_init(&pr.rss);
     p.progress = on_progress;
     p.progress_user = &pr;
     struct dumper dumper = {0};
@@ -450,12 +462,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "onestep: wrote %s (%.2f s)\n", c.output, t_gen);
     if (c.verbose) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
         fprintf(stderr, "onestep: load %.2f s", t_load);
         for (int s = 0; s < 4; s++)
             if (pr.count[s]) fprintf(stderr, ", %s %.2f s", stage_name[s], pr.t[s]);
-        fprintf(stderr, ", total %.2f s; peak RSS %.1f MiB\n", t_gen, ru.ru_maxrss / 1024.0);
+        fprintf(stderr, ", total %.2f s; peak RSS %.1f MiB\n", t_gen, rss_overall(&pr.rss) / 1048576.0);
     }
     onestep_free(ctx);
     return pv.failed ? 1 : 0;
