@@ -1,0 +1,860 @@
+/* bench — time text encoding, each UNet step and the VAE decode of the
+ * full-size models, per backend, through the public API (ref/onestep.h).
+ *
+ *   ./bench                                   both models, every backend, 512², 1 step, 3 repeats
+ *   ./bench --model sd-turbo --backend ref --stages text --repeat 5
+ *   ./bench --model-dir ../shared/conformance/sd-turbo-tiny --size 64   (any model directory or file)
+ *   make bench                                the default set, results in bench.json
+ *
+ * The models are the synthetic full-size ones (tools/lib/synth.h: the real
+ * names, shapes and f16 dtype, pseudo-random values), written once into the
+ * cache directory (--cache, default $ONESTEP_BENCH_CACHE or
+ * weights/synthetic: about 2.5 GB for SD-Turbo, 6.5 GB for SDXL-Turbo).
+ * Speed does not depend on the values.
+ *
+ * How a stage is timed: onestep_params.skip_stages runs only the stages
+ * being timed, and the progress callback reports each stage's seconds.
+ * Every (model, backend) pair runs in its own child process, so its peak
+ * RSS (tools/lib/rss.h) is its own and a crashing backend cannot take the
+ * bench down. FLOP counts come from onestep_cost (ref/ops_count.h: the
+ * model code run over a counting backend); GFLOP/s = GFLOP / fastest run.
+ *
+ * Budget: the scalar reference needs hours for a full-size UNet and VAE.
+ * Unless the backend was named with --backend, a stage whose estimated time
+ * for all its repeats exceeds --budget (per stage) or what is left of
+ * --time-limit (the whole bench) is skipped with the estimate printed. The
+ * estimate divides the stage's FLOPs by the backend's GFLOP/s on text
+ * encoding (the small stage, timed first; reused for the next model).
+ *
+ * Performance targets belong here, in what this prints, never in timed
+ * unit tests. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../ref/onestep.h"
+#include "../weights/model_dir.h"
+#include "lib/rss.h"
+#include "lib/synth.h"
+
+enum { ST_TEXT, ST_UNET, ST_VAE, NSTAGES };
+static const char *const stage_names[NSTAGES] = {"text", "unet", "vae"};
+static const enum onestep_stage stage_api[NSTAGES] = {ONESTEP_STAGE_TEXT, ONESTEP_STAGE_UNET, ONESTEP_STAGE_VAE};
+
+#define MAX_SAMPLES 64
+#define MAX_BACKENDS 8
+#define MAX_MODELS 4
+
+/* Backends tried when none is named: the reference and every optimised
+ * table this build might have (the SIMD and CUDA branches add them to
+ * ops_by_name; names it does not know are reported as unavailable). */
+static const char *const default_backends[] = {"ref", "avx512", "avx2", "neon", "cuda"};
+
+/* Issue 5's peak-RSS targets at 512x512, 1 step (f16 files). */
+static const struct {
+    const char *model;
+    double bytes;
+} rss_targets[] = {{"sd-turbo", 2.3e9}, {"sdxl-turbo", 6.0e9}};
+
+struct opts {
+    const char *models[MAX_MODELS];
+    int nmodels;
+    const char *model_dir;
+    const char *backends[MAX_BACKENDS];
+    int nbackends, forced;
+    int size, steps, repeat, threads;
+    int want[NSTAGES];
+    const char *json, *cache, *layout;
+    double budget, time_limit;
+};
+
+struct stage_result {
+    int wanted;
+    int n; /* samples */
+    double secs[MAX_SAMPLES];
+    double gflop;       /* per run (UNet: per step) */
+    double est_seconds; /* per run, from the calibration rate; 0 = none */
+    long long peak_rss; /* highest stage peak over its runs; -1 unknown */
+    char skipped[240];
+};
+
+struct run_result {
+    int status; /* 0 ran, 1 backend unavailable, 2 failed */
+    char msg[512];
+    char backend[32];
+    int threads;
+    double load_seconds;
+    long long peak_rss;
+    int rss_per_stage; /* stage peaks are per stage (else: peak so far) */
+    double rate;       /* GFLOP/s on text encoding, 0 if not measured */
+    struct stage_result st[NSTAGES];
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: bench [--model sd-turbo|sdxl-turbo[,..]] [--model-dir PATH] [--backend B[,B..]]\n"
+            "             [--size N] [--steps N] [--stages text,unet,vae] [--repeat N] [--threads N]\n"
+            "             [--json FILE] [--cache DIR] [--layout diffusers|single] [--budget S] [--time-limit S]\n"
+            "\n"
+            "  --model       synthetic full-size models to time (default: sd-turbo,sdxl-turbo)\n"
+            "  --model-dir   time this model directory or .safetensors file instead (e.g. a tiny test model)\n"
+            "  --backend     backends to time (default: ref and every optimised one this build and CPU have);\n"
+            "                a backend named here is never skipped for time\n"
+            "  --size        image side in pixels (default 512)\n"
+            "  --steps       UNet steps per run, each timed (default 1)\n"
+            "  --stages      which stages to time (default text,unet,vae)\n"
+            "  --repeat      runs per stage; min and median are reported (default 3)\n"
+            "  --threads     threads for threaded backends (default 0 = all cores)\n"
+            "  --json        write the results as JSON to FILE\n"
+            "  --cache       where the synthetic models are written once (default $ONESTEP_BENCH_CACHE,\n"
+            "                else weights/synthetic)\n"
+            "  --layout      synthetic model layout: diffusers directory (default) or single file\n"
+            "  --budget      skip a stage whose estimated time for all repeats exceeds S seconds (default 240)\n"
+            "  --time-limit  ... or exceeds what is left of S seconds for the whole bench (default 1500)\n");
+}
+
+static int die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (bench --help)\n");
+    va_end(ap);
+    return 2;
+}
+
+/* Split a comma list into out[] (pointers into s, which is modified). */
+static int split(char *s, const char **out, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == max) return -1;
+        out[n++] = tok;
+    }
+    return n;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_num(const char *v, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !(x >= 0) || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->size = 512;
+    o->steps = 1;
+    o->repeat = 3;
+    o->budget = 240;
+    o->time_limit = 1500;
+    o->layout = "diffusers";
+    o->cache = getenv("ONESTEP_BENCH_CACHE");
+    if (!o->cache || !*o->cache) o->cache = "weights/synthetic";
+    for (int s = 0; s < NSTAGES; s++) o->want[s] = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        static const char *const with_value[] = {"--model", "--model-dir", "--backend", "--size", "--steps",
+                                                 "--stages", "--repeat", "--threads", "--json", "--cache",
+                                                 "--layout", "--budget", "--time-limit"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
+        if (!known) return die_usage("unknown option \"%s\"", a);
+        if (i + 1 >= argc) return die_usage("%s needs a value", a);
+        char *v = argv[++i];
+        if (!strcmp(a, "--model")) {
+            o->nmodels = split(v, o->models, MAX_MODELS);
+            if (o->nmodels <= 0) return die_usage("--model: at most %d models", MAX_MODELS);
+            for (int m = 0; m < o->nmodels; m++)
+                if (strcmp(o->models[m], "sd-turbo") && strcmp(o->models[m], "sdxl-turbo"))
+                    return die_usage("--model %s: expected sd-turbo or sdxl-turbo (or --model-dir PATH)", o->models[m]);
+        } else if (!strcmp(a, "--model-dir")) {
+            o->model_dir = v;
+        } else if (!strcmp(a, "--backend")) {
+            o->nbackends = split(v, o->backends, MAX_BACKENDS);
+            if (o->nbackends <= 0) return die_usage("--backend: at most %d backends", MAX_BACKENDS);
+            o->forced = 1;
+        } else if (!strcmp(a, "--size")) {
+            if (parse_int(v, 8, 8192, &o->size) || o->size % 8)
+                return die_usage("--size %s: a multiple of 8 from 8 to 8192", v);
+        } else if (!strcmp(a, "--steps")) {
+            if (parse_int(v, 1, 16, &o->steps)) return die_usage("--steps %s: 1 to 16", v);
+        } else if (!strcmp(a, "--repeat")) {
+            if (parse_int(v, 1, 32, &o->repeat)) return die_usage("--repeat %s: 1 to 32", v);
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_int(v, 0, 4096, &o->threads)) return die_usage("--threads %s: 0 (all cores) or more", v);
+        } else if (!strcmp(a, "--stages")) {
+            const char *st[NSTAGES + 1];
+            int n = split(v, st, NSTAGES + 1);
+            memset(o->want, 0, sizeof o->want);
+            if (n <= 0 || n > NSTAGES) return die_usage("--stages: a list of text, unet, vae");
+            for (int k = 0; k < n; k++) {
+                int found = 0;
+                for (int s = 0; s < NSTAGES; s++)
+                    if (!strcmp(st[k], stage_names[s])) found = o->want[s] = 1;
+                if (!found) return die_usage("--stages: unknown stage \"%s\" (text, unet, vae)", st[k]);
+            }
+        } else if (!strcmp(a, "--json")) {
+            o->json = v;
+        } else if (!strcmp(a, "--cache")) {
+            o->cache = v;
+        } else if (!strcmp(a, "--layout")) {
+            if (strcmp(v, "diffusers") && strcmp(v, "single")) return die_usage("--layout: diffusers or single");
+            o->layout = v;
+        } else if (!strcmp(a, "--budget")) {
+            if (parse_num(v, &o->budget)) return die_usage("--budget %s: seconds, >= 0", v);
+        } else if (!strcmp(a, "--time-limit")) {
+            if (parse_num(v, &o->time_limit)) return die_usage("--time-limit %s: seconds, >= 0", v);
+        }
+    }
+    if (o->repeat * o->steps > MAX_SAMPLES) return die_usage("--repeat x --steps must be at most %d", MAX_SAMPLES);
+    if (o->model_dir && o->nmodels) return die_usage("--model and --model-dir exclude each other");
+    if (!o->model_dir && !o->nmodels) {
+        o->models[0] = "sd-turbo";
+        o->models[1] = "sdxl-turbo";
+        o->nmodels = 2;
+    }
+    if (o->model_dir) {
+        o->models[0] = o->model_dir;
+        o->nmodels = 1;
+    }
+    if (!o->nbackends) {
+        o->nbackends = (int)(sizeof default_backends / sizeof default_backends[0]);
+        for (int b = 0; b < o->nbackends; b++) o->backends[b] = default_backends[b];
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- models */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void report_component(void *ctx, const char *component, uint64_t params, size_t tensors)
+{
+    (void)ctx;
+    fprintf(stderr, "bench:   %s: %llu parameters in %zu tensors\n", component, (unsigned long long)params, tensors);
+}
+
+static int mkdirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The synthetic model's path, written first if it is not in the cache. */
+static int synthetic_model(const struct opts *o, const char *model, char *path, size_t len)
+{
+    int single = !strcmp(o->layout, "single");
+    if (single)
+        snprintf(path, len, "%s/%s", o->cache,
+                 !strcmp(model, "sd-turbo") ? "sd_turbo.safetensors" : "sd_xl_turbo_1.0_fp16.safetensors");
+    else
+        snprintf(path, len, "%s/%s", o->cache, model);
+    if (path_exists(path)) return 0;
+    if (mkdirs(o->cache)) {
+        fprintf(stderr, "bench: cannot create the cache directory %s: %s\n", o->cache, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "bench: writing the synthetic %s (%s layout, f16) to %s, once: %s of disk\n", model, o->layout, path,
+            !strcmp(model, "sd-turbo") ? "about 2.5 GB" : "about 6.5 GB");
+    struct synth_opts so = {0};
+    so.model = model;
+    so.layout = single ? SYNTH_SINGLE : SYNTH_DIFFUSERS;
+    so.dtype = DT_F16;
+    so.out = path;
+    so.interrupted = &interrupted;
+    struct os_err err = {{0}};
+    double t = now();
+    if (synth_model(&so, report_component, NULL, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "bench: wrote %s in %.0f s\n", path, now() - t);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- one run */
+
+struct timing {
+    struct run_result *r;
+    struct rss_peaks rss;
+    const char *label;
+};
+
+static void on_progress(void *user, const struct onestep_progress *p)
+{
+    struct timing *t = user;
+    int s = -1;
+    for (int k = 0; k < NSTAGES; k++)
+        if (stage_api[k] == p->stage) s = k;
+    if (s < 0) return;
+    if (!p->done) {
+        rss_stage_begin(&t->rss);
+        return;
+    }
+    struct stage_result *st = &t->r->st[s];
+    long long peak = rss_stage_end(&t->rss);
+    if (peak > st->peak_rss) st->peak_rss = peak;
+    if (st->n < MAX_SAMPLES) st->secs[st->n++] = p->seconds;
+    if (s == ST_UNET)
+        fprintf(stderr, "bench: %s: unet step %d/%d %.3f s\n", t->label, p->step, p->steps, p->seconds);
+    else
+        fprintf(stderr, "bench: %s: %s %.3f s\n", t->label, stage_names[s], p->seconds);
+}
+
+/* One generation running only the stages in `mask` (bits by ST_*). */
+static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing *t, unsigned mask,
+                    struct onestep_err *err)
+{
+    struct onestep_params p;
+    onestep_default_params(ctx, &p);
+    p.prompt = "a photograph of an astronaut riding a horse";
+    p.width = p.height = o->size;
+    p.steps = o->steps;
+    p.progress = on_progress;
+    p.progress_user = t;
+    for (int s = 0; s < NSTAGES; s++)
+        if (!(mask & (1u << s))) p.skip_stages |= 1u << stage_api[s];
+    struct onestep_image img;
+    if (onestep_generate(ctx, &p, &img, err)) return -1;
+    onestep_image_free(&img);
+    return 0;
+}
+
+/* In the child: load, count, calibrate, decide, time. `rate_hint` is this
+ * backend's text-encoding GFLOP/s from an earlier model (0: none); `time_left`
+ * the seconds the whole bench has left. */
+static void run_one(const struct opts *o, const char *model, const char *path, const char *backend, double rate_hint,
+                    double time_left, struct run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    for (int s = 0; s < NSTAGES; s++) {
+        r->st[s].wanted = o->want[s];
+        r->st[s].peak_rss = -1;
+    }
+    struct timing t = {r, {0, 0}, NULL};
+    char label[160];
+    snprintf(label, sizeof label, "%s/%s", model, backend);
+    t.label = label;
+    rss_peaks_init(&t.rss);
+
+    struct onestep_load_params lp;
+    onestep_load_default_params(&lp);
+    lp.model = path;
+    lp.backend = backend;
+    lp.threads = o->threads;
+    struct onestep_ctx *ctx;
+    struct onestep_err err;
+    double t0 = now();
+    if (onestep_load(&lp, &ctx, &err)) {
+        /* the model itself is checked by the reference: only others may be "unavailable" */
+        r->status = strcmp(backend, "ref") && strstr(err.msg, "backend") ? 1 : 2;
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        return;
+    }
+    r->load_seconds = now() - t0;
+    struct onestep_info info;
+    onestep_get_info(ctx, &info);
+    snprintf(r->backend, sizeof r->backend, "%s", info.backend);
+    r->threads = info.threads;
+
+    struct onestep_params p;
+    onestep_default_params(ctx, &p);
+    p.prompt = "x";
+    p.width = p.height = o->size;
+    p.steps = o->steps;
+    struct onestep_cost cost;
+    if (onestep_cost(ctx, &p, &cost, &err)) {
+        r->status = 2;
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        onestep_free(ctx);
+        return;
+    }
+    for (int s = 0; s < NSTAGES; s++) r->st[s].gflop = cost.stage[stage_api[s]].gflop;
+    const int runs_of[NSTAGES] = {1, o->steps, 1}; /* timed samples per generation */
+
+    /* calibration: text encoding once, unless this backend's rate is known
+     * or nothing will be skipped anyway */
+    r->rate = rate_hint;
+    if (!o->forced && r->rate <= 0) {
+        if (generate(ctx, o, &t, 1u << ST_TEXT, &err)) goto failed;
+        struct stage_result *st = &r->st[ST_TEXT];
+        if (st->n > 0 && st->secs[st->n - 1] > 0) r->rate = st->gflop / st->secs[st->n - 1];
+        if (!st->wanted) st->n = 0; /* a calibration, not a sample */
+    }
+    if (!o->forced && r->rate > 0) {
+        double limit = o->budget < time_left ? o->budget : time_left;
+        for (int s = 0; s < NSTAGES; s++) {
+            struct stage_result *st = &r->st[s];
+            if (!st->wanted) continue;
+            st->est_seconds = st->gflop * runs_of[s] / r->rate;
+            int left = o->repeat - st->n / runs_of[s];
+            if (left > 0 && st->est_seconds * left > limit)
+                snprintf(st->skipped, sizeof st->skipped,
+                         "estimated %.0f s for %d more run%s at %.2f GFLOP/s (the text encoder's) > %s %.0f s; "
+                         "--backend %s forces it",
+                         st->est_seconds * left, left, left == 1 ? "" : "s", r->rate,
+                         o->budget <= time_left ? "--budget" : "the time left of --time-limit", limit, backend);
+        }
+    }
+    for (int rep = 0; rep < o->repeat; rep++) {
+        unsigned mask = 0;
+        for (int s = 0; s < NSTAGES; s++) {
+            const struct stage_result *st = &r->st[s];
+            if (st->wanted && !st->skipped[0] && st->n < o->repeat * runs_of[s]) mask |= 1u << s;
+        }
+        if (!mask) break;
+        if (generate(ctx, o, &t, mask, &err)) goto failed;
+    }
+    r->peak_rss = rss_overall(&t.rss);
+    r->rss_per_stage = t.rss.resettable;
+    onestep_free(ctx);
+    return;
+failed:
+    r->status = 2;
+    snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+    r->peak_rss = rss_overall(&t.rss);
+    onestep_free(ctx);
+}
+
+/* Run run_one in a child process; the result comes back through a pipe. */
+static void run_child(const struct opts *o, const char *model, const char *path, const char *backend,
+                      double rate_hint, double time_left, struct run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->backend, sizeof r->backend, "%s", backend);
+    int fd[2];
+    if (pipe(fd) != 0) {
+        r->status = 2;
+        snprintf(r->msg, sizeof r->msg, "pipe: %s", strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        r->status = 2;
+        snprintf(r->msg, sizeof r->msg, "fork: %s", strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        struct run_result *mine = calloc(1, sizeof *mine);
+        if (!mine) _exit(3);
+        run_one(o, model, path, backend, rate_hint, time_left, mine);
+        const char *p = (const char *)mine;
+        size_t left = sizeof *mine;
+        while (left > 0) {
+            ssize_t w = write(fd[1], p, left);
+            if (w <= 0) _exit(3);
+            p += w;
+            left -= (size_t)w;
+        }
+        fflush(NULL);
+        _exit(0);
+    }
+    close(fd[1]);
+    char *p = (char *)r;
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t n = read(fd[0], p + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof *r) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->backend, sizeof r->backend, "%s", backend);
+        r->status = 2;
+        if (WIFSIGNALED(status))
+            snprintf(r->msg, sizeof r->msg, "the run died of signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            snprintf(r->msg, sizeof r->msg, "the run exited with status %d before reporting", WEXITSTATUS(status));
+    }
+}
+
+/* ---------------------------------------------------------------- report */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double stage_min(const struct stage_result *s)
+{
+    double m = s->n ? s->secs[0] : 0;
+    for (int i = 1; i < s->n; i++)
+        if (s->secs[i] < m) m = s->secs[i];
+    return m;
+}
+
+static double stage_median(const struct stage_result *s)
+{
+    if (!s->n) return 0;
+    double v[MAX_SAMPLES];
+    memcpy(v, s->secs, (size_t)s->n * sizeof *v);
+    qsort(v, (size_t)s->n, sizeof *v, cmp_double);
+    return s->n % 2 ? v[s->n / 2] : 0.5 * (v[s->n / 2 - 1] + v[s->n / 2]);
+}
+
+struct cpu {
+    char model[128];
+    long cores;
+    char flags[1024]; /* the SIMD-relevant ones, space separated */
+};
+
+/* Model name and the flags that matter for our kernels, from /proc/cpuinfo
+ * (x86 "flags", arm64 "Features"); empty where it does not exist. */
+static void cpu_info(struct cpu *c)
+{
+    memset(c, 0, sizeof *c);
+    c->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    static const char *const relevant[] = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                           "avx512dq", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile",
+                                           "amx_bf16", "asimd", "fphp", "asimdhp", "asimddp", "bf16", "i8mm", "sve",
+                                           "sve2", NULL};
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    int have_flags = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        v[strcspn(v, "\n")] = 0;
+        if (!c->model[0] && (!strncmp(line, "model name", 10) || !strncmp(line, "Model", 5) ||
+                             !strncmp(line, "CPU part", 8)))
+            snprintf(c->model, sizeof c->model, "%s", v);
+        if (!have_flags && (!strncmp(line, "flags", 5) || !strncmp(line, "Features", 8))) {
+            have_flags = 1;
+            for (const char *const *r = relevant; *r; r++) {
+                size_t n = strlen(*r);
+                for (const char *p = v; (p = strstr(p, *r)) != NULL; p += n) {
+                    if ((p == v || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) {
+                        size_t used = strlen(c->flags);
+                        snprintf(c->flags + used, sizeof c->flags - used, "%s%s", used ? " " : "", *r);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    fclose(f);
+}
+
+static int model_w = 12; /* the model column's width: the longest label */
+
+static void print_rows(const char *model, const struct run_result *r, const struct opts *o)
+{
+    if (r->status == 1) {
+        printf("%-*s %-8s not available: %s\n", model_w, model, r->backend, r->msg);
+        return;
+    }
+    if (r->status == 2) printf("%-*s %-8s FAILED: %s\n", model_w, model, r->backend, r->msg);
+    for (int s = 0; s < NSTAGES; s++) {
+        const struct stage_result *st = &r->st[s];
+        if (!st->wanted) continue;
+        char name[16];
+        snprintf(name, sizeof name, "%s", s == ST_UNET ? "unet/step" : stage_names[s]);
+        if (st->n) {
+            double mn = stage_min(st), md = stage_median(st);
+            char rss[32] = "-";
+            if (st->peak_rss > 0) snprintf(rss, sizeof rss, "%.2f GiB", st->peak_rss / 1073741824.0);
+            printf("%-*s %-8s %7d  %-9s %9.3f %10.3f %10.3f %9.2f %10s %3d\n", model_w, model, r->backend, r->threads, name,
+                   st->gflop, mn, md, mn > 0 ? st->gflop / mn : 0.0, rss, st->n);
+        } else if (st->skipped[0]) {
+            printf("%-*s %-8s %7d  %-9s %9.3f   skipped: %s\n", model_w, model, r->backend, r->threads, name, st->gflop,
+                   st->skipped);
+        }
+    }
+    if (r->status == 0) {
+        int all = 1;
+        for (int s = 0; s < NSTAGES; s++) all &= r->st[s].n > 0;
+        char note[160] = "";
+        for (size_t k = 0; k < sizeof rss_targets / sizeof rss_targets[0]; k++) {
+            if (strcmp(rss_targets[k].model, model) || !all || o->size != 512 || o->steps != 1) continue;
+            snprintf(note, sizeof note, "; issue 5 target <= %.1f GB: %s", rss_targets[k].bytes / 1e9,
+                     r->peak_rss <= rss_targets[k].bytes ? "met" : "MISSED");
+        }
+        printf("%-*s %-8s peak RSS %.2f GB (%.0f MiB) over %s; load %.2f s%s\n", model_w, model, r->backend, r->peak_rss / 1e9,
+               r->peak_rss / 1048576.0, all ? "all stages" : "the stages run", r->load_seconds, note);
+    }
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* The reference's seconds for a stage: measured (its min) or estimated. */
+static double ref_seconds(const struct run_result *ref, int s, int *estimated)
+{
+    *estimated = 0;
+    if (!ref || ref->status != 0) return 0;
+    if (ref->st[s].n) return stage_min(&ref->st[s]);
+    if (ref->rate > 0) {
+        *estimated = 1;
+        return ref->st[s].gflop / ref->rate;
+    }
+    return 0;
+}
+
+static int write_json(const char *path, const struct opts *o, const struct cpu *cpu, const char *const *labels,
+                      const char *const *paths, struct run_result (*res)[MAX_BACKENDS], int nb)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "{\n  \"onestep_version\": \"%s\",\n  \"cpu\": {\"model\": ", ONESTEP_VERSION);
+    json_string(f, cpu->model);
+    fprintf(f, ", \"cores\": %ld, \"flags\": [", cpu->cores);
+    char flags[sizeof cpu->flags];
+    snprintf(flags, sizeof flags, "%s", cpu->flags);
+    int first = 1;
+    for (char *tok = strtok(flags, " "); tok; tok = strtok(NULL, " ")) {
+        fprintf(f, "%s", first ? "" : ", ");
+        json_string(f, tok);
+        first = 0;
+    }
+    fprintf(f, "]},\n  \"settings\": {\"size\": %d, \"steps\": %d, \"repeat\": %d, \"budget_seconds\": %g, "
+               "\"time_limit_seconds\": %g, \"gflops_from\": \"seconds_min\"},\n  \"runs\": [",
+            o->size, o->steps, o->repeat, o->budget, o->time_limit);
+    int firstrun = 1;
+    for (int m = 0; m < o->nmodels; m++) {
+        for (int b = 0; b < nb; b++) {
+            const struct run_result *r = &res[m][b];
+            fprintf(f, "%s\n    {\"model\": ", firstrun ? "" : ",");
+            firstrun = 0;
+            json_string(f, labels[m]);
+            fprintf(f, ", \"path\": ");
+            json_string(f, paths[m]);
+            fprintf(f, ", \"backend\": ");
+            json_string(f, r->backend);
+            fprintf(f, ", \"status\": \"%s\"", r->status == 0 ? "ok" : r->status == 1 ? "unavailable" : "failed");
+            if (r->msg[0]) {
+                fprintf(f, ", \"message\": ");
+                json_string(f, r->msg);
+            }
+            if (r->status == 1) {
+                fprintf(f, "}");
+                continue;
+            }
+            fprintf(f, ", \"threads\": %d, \"load_seconds\": %.4f, \"peak_rss_bytes\": %lld", r->threads,
+                    r->load_seconds, r->peak_rss);
+            if (r->rate > 0) fprintf(f, ", \"text_gflops_for_estimates\": %.4f", r->rate);
+            fprintf(f, ",\n     \"stages\": {");
+            int firststage = 1;
+            for (int s = 0; s < NSTAGES; s++) {
+                const struct stage_result *st = &r->st[s];
+                if (!st->wanted) continue;
+                fprintf(f, "%s\n       \"%s\": {\"gflop\": %.9g", firststage ? "" : ",", stage_names[s], st->gflop);
+                firststage = 0;
+                if (s == ST_UNET) fprintf(f, ", \"per\": \"step\"");
+                if (st->n) {
+                    double mn = stage_min(st);
+                    fprintf(f, ", \"seconds_min\": %.9g, \"seconds_median\": %.9g, \"gflops\": %.9g, \"runs\": %d",
+                            mn, stage_median(st), mn > 0 ? st->gflop / mn : 0.0, st->n);
+                    fprintf(f, ", \"seconds\": [");
+                    for (int i = 0; i < st->n; i++) fprintf(f, "%s%.9g", i ? ", " : "", st->secs[i]);
+                    fprintf(f, "]");
+                    if (st->peak_rss > 0)
+                        fprintf(f, ", \"peak_rss_bytes\": %lld, \"peak_rss_is\": \"%s\"", st->peak_rss,
+                                r->rss_per_stage ? "stage" : "so far");
+                }
+                if (st->est_seconds > 0) fprintf(f, ", \"estimated_seconds\": %.3f", st->est_seconds);
+                if (st->skipped[0]) {
+                    fprintf(f, ", \"skipped\": ");
+                    json_string(f, st->skipped);
+                }
+                fprintf(f, "}");
+            }
+            fprintf(f, "}}");
+        }
+    }
+    fprintf(f, "\n  ],\n  \"speedups_vs_ref\": [");
+    first = 1;
+    for (int m = 0; m < o->nmodels; m++) {
+        const struct run_result *ref = NULL;
+        for (int b = 0; b < nb; b++)
+            if (!strcmp(res[m][b].backend, "ref")) ref = &res[m][b];
+        for (int b = 0; b < nb; b++) {
+            const struct run_result *r = &res[m][b];
+            if (r == ref || r->status != 0) continue;
+            for (int s = 0; s < NSTAGES; s++) {
+                int est;
+                double rs = ref_seconds(ref, s, &est), mine = stage_min(&r->st[s]);
+                if (!(rs > 0 && r->st[s].n && mine > 0)) continue;
+                fprintf(f, "%s\n    {\"model\": ", first ? "" : ",");
+                first = 0;
+                json_string(f, labels[m]);
+                fprintf(f, ", \"backend\": ");
+                json_string(f, r->backend);
+                fprintf(f, ", \"stage\": \"%s\", \"speedup\": %.3f, \"ref_estimated\": %s}", stage_names[s], rs / mine,
+                        est ? "true" : "false");
+            }
+        }
+    }
+    fprintf(f, "\n  ]\n}\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The last component of a path ("a/b/sd-turbo-tiny/" -> "sd-turbo-tiny"). */
+static void label_of(const char *path, char *out, size_t len)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    snprintf(out, len, "%.*s", (int)(n - b), path + b);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    const double t_start = now();
+
+    struct cpu cpu;
+    cpu_info(&cpu);
+    static char paths[MAX_MODELS][4096], label_buf[MAX_MODELS][256];
+    const char *labels[MAX_MODELS], *pathp[MAX_MODELS];
+    for (int m = 0; m < o.nmodels; m++) {
+        if (o.model_dir) {
+            snprintf(paths[m], sizeof paths[m], "%s", o.model_dir);
+            label_of(o.model_dir, label_buf[m], sizeof label_buf[m]);
+            labels[m] = label_buf[m];
+        } else {
+            if (synthetic_model(&o, o.models[m], paths[m], sizeof paths[m])) return 1;
+            labels[m] = o.models[m];
+        }
+        pathp[m] = paths[m];
+    }
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+
+    printf("onestep bench %s: %dx%d, %d step%s, %d repeat%s (min and median); CPU: %s, %ld cores; flags: %s\n",
+           ONESTEP_VERSION, o.size, o.size, o.steps, o.steps == 1 ? "" : "s", o.repeat, o.repeat == 1 ? "" : "s",
+           cpu.model[0] ? cpu.model : "unknown", cpu.cores, cpu.flags[0] ? cpu.flags : "-");
+    for (int m = 0; m < o.nmodels; m++)
+        if ((int)strlen(labels[m]) > model_w) model_w = (int)strlen(labels[m]);
+    printf("%-*s %-8s %7s  %-9s %9s %10s %10s %9s %10s %3s\n", model_w, "model", "backend", "threads", "stage", "GFLOP",
+           "min s", "median s", "GFLOP/s", "peak RSS", "n");
+    fflush(stdout);
+
+    static struct run_result res[MAX_MODELS][MAX_BACKENDS];
+    double rate[MAX_BACKENDS] = {0};
+    int unavailable[MAX_BACKENDS] = {0};
+    for (int m = 0; m < o.nmodels; m++) {
+        for (int b = 0; b < o.nbackends; b++) {
+            struct run_result *r = &res[m][b];
+            if (unavailable[b]) {
+                *r = res[m - 1][b];
+                continue;
+            }
+            double left = o.time_limit - (now() - t_start);
+            run_child(&o, labels[m], paths[m], o.backends[b], rate[b], left > 0 ? left : 0, r);
+            if (r->status == 1) unavailable[b] = 1;
+            if (r->rate > 0) rate[b] = r->rate;
+            print_rows(labels[m], r, &o);
+            fflush(stdout);
+        }
+    }
+
+    /* speed-ups over the reference, measured in this run */
+    int header = 0;
+    for (int m = 0; m < o.nmodels; m++) {
+        const struct run_result *ref = NULL;
+        for (int b = 0; b < o.nbackends; b++)
+            if (!strcmp(res[m][b].backend, "ref")) ref = &res[m][b];
+        for (int b = 0; b < o.nbackends; b++) {
+            const struct run_result *r = &res[m][b];
+            if (r == ref || r->status != 0) continue;
+            for (int s = 0; s < NSTAGES; s++) {
+                int est;
+                double rs = ref_seconds(ref, s, &est), mine = stage_min(&r->st[s]);
+                if (!(rs > 0 && r->st[s].n && mine > 0)) continue;
+                if (!header) printf("speed-up over ref (min times, this run; ~ = ref time estimated from its text "
+                                    "GFLOP/s):\n");
+                header = 1;
+                printf("  %-*s %-8s %-9s %s%.1fx\n", model_w, labels[m], r->backend, stage_names[s], est ? "~" : "", rs / mine);
+            }
+        }
+    }
+    if (!header) printf("speed-up over ref: no other backend ran in this build\n");
+    int failed = 0;
+    for (int m = 0; m < o.nmodels; m++)
+        for (int b = 0; b < o.nbackends; b++) failed |= res[m][b].status == 2;
+    if (o.json) {
+        if (write_json(o.json, &o, &cpu, labels, pathp, res, o.nbackends)) {
+            fprintf(stderr, "bench: cannot write %s: %s\n", o.json, strerror(errno));
+            return 1;
+        }
+        printf("results: %s\n", o.json);
+    }
+    printf("bench took %.0f s\n", now() - t_start);
+    return failed ? 1 : 0;
+}
