@@ -3,6 +3,7 @@
 #   make             build ./onestep and the tools
 #   make test        build and run every test (tests/test_*.c)
 #   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
+#   make bench       build ./bench and run its default set (BENCH_ARGS, results in bench.json)
 #   make unicode-tables  regenerate ref/unicode_tables.c (python3 + Debian's unicode-data)
 #   make clean
 #
@@ -27,7 +28,7 @@ MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff mkmodel
+PROGRAMS := onestep tensordiff mkmodel bench
 BIN ?= .
 LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) simd/select.c
 TOOL_LIB_SRC := $(wildcard tools/lib/*.c)
@@ -55,6 +56,16 @@ $(LIB): $(LIB_OBJ)
 
 $(PROG_BIN): $(BIN)/%: $(BUILD)/tools/%.o $(TOOL_LIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(if $(and $(filter bench,$(MAKECMDGOALS)),$(filter bench,$*)),$(BIN)/bench $(BENCH_ARGS))
+
+# `make bench`: the program is ./bench and make takes "./bench" and "bench"
+# for one target, so when bench is a goal that target is phony (relinked,
+# then run by the recipe above). Performance targets live in its output,
+# never in timed unit tests.
+BENCH_ARGS ?= --json bench.json
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+.PHONY: bench
+endif
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(TOOL_LIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
