@@ -78,11 +78,6 @@ static void clear(struct collection *c)
 static void run_case(const struct conf_suite *s, const struct json *c, const char *backend, double slack)
 {
     const char *name = conf_case_name(c);
-    const char *ext = conf_str(c, "extension");
-    if (ext && (!strcmp(ext, "taesd") || !strcmp(ext, "lora"))) {
-        check_skip("%s [%s]: %s cases need --%s (not built yet)", name, backend, ext, ext);
-        return;
-    }
     struct st_file *f = conf_case_file(s, c);
     if (!f) return;
 
@@ -98,6 +93,23 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
     if (schedfile) {
         snprintf(schedpath, sizeof schedpath, "%s", conf_path(s, schedfile));
         lp.scheduler_config = schedpath;
+    }
+    /* extension cases: TAESD as the decoder, a LoRA fused into the UNet */
+    char taesd[1024];
+    const struct json *vae = json_get(c, "vae");
+    if (vae && vae->type == JSON_OBJECT && conf_str(vae, "dir")) {
+        snprintf(taesd, sizeof taesd, "%s", conf_path(s, conf_str(vae, "dir")));
+        lp.taesd = taesd;
+    }
+    char lora_path[1024];
+    struct onestep_lora lora;
+    const struct json *lj = json_get(c, "lora");
+    if (lj && lj->type == JSON_OBJECT && conf_str(lj, "file")) {
+        snprintf(lora_path, sizeof lora_path, "%s", conf_path(s, conf_str(lj, "file")));
+        lora.path = lora_path;
+        lora.scale = (float)conf_num(lj, "scale", 1.0);
+        lp.loras = &lora;
+        lp.nloras = 1;
     }
     struct onestep_ctx *ctx = NULL;
     struct onestep_err err;

@@ -17,6 +17,7 @@
 #include "../ref/ops.h"
 #include "../ref/rng.h"
 #include "../weights/atomic_file.h"
+#include "../weights/lora.h"
 #include "../weights/safetensors.h"
 #include "lib/image_io.h"
 
@@ -185,19 +186,11 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
         } else if (!strcmp(a, "--lora")) {
             const char *v = need(argc, argv, &i);
             if (c->nloras == MAX_LORAS) die("--lora: at most %d LoRAs", MAX_LORAS);
-            char *copy = strdup(v);
-            char *colon = strrchr(copy, ':');
-            float scale = 1.0f;
-            if (colon && colon[1] && strchr(colon + 1, '/') == NULL) {
-                char *end;
-                double s = strtod(colon + 1, &end);
-                if (!*end) {
-                    if (!(s >= -100 && s <= 100)) die("--lora %s: scale must be between -100 and 100", v);
-                    scale = (float)s;
-                    *colon = '\0';
-                }
-            }
-            c->loras[c->nloras].path = copy;
+            char *path;
+            float scale;
+            struct os_err le;
+            if (lora_parse_arg(v, &path, &scale, &le)) die("--lora %s", le.msg);
+            c->loras[c->nloras].path = path;
             c->loras[c->nloras].scale = scale;
             c->nloras++;
         } else if (!strcmp(a, "--taesd")) {
