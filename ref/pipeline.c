@@ -221,7 +221,7 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
     p->steps = 1;
     p->seed = 42;
     p->rng = "torch";
-    p->strength = 0.5f;
+    p->strength = 0.5;
 }
 
 int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
@@ -258,8 +258,8 @@ static int validate(const struct onestep_ctx *ctx, const struct onestep_params *
         if (ctx->vae.factor != f)
             return os_fail(e, "img2img with --taesd: the VAE encoder downsamples by %d but TAESD upsamples by %d",
                            ctx->vae.factor, f);
-        if (!(p->strength > 0.0f && p->strength <= 1.0f))
-            return os_fail(e, "strength %g: must be in (0, 1]", (double)p->strength);
+        if (!(p->strength > 0.0 && p->strength <= 1.0))
+            return os_fail(e, "strength %g: must be in (0, 1]", p->strength);
         if (p->init_width <= 0 || p->init_height <= 0) return os_fail(e, "init image has no size");
     }
     struct sched s = ctx->sched;

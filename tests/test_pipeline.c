@@ -153,7 +153,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
         p.init_rgb = init;
         p.init_width = p.width;
         p.init_height = p.height;
-        p.strength = (float)conf_num(c, "strength", 0.5);
+        p.strength = conf_num(c, "strength", 0.5);
     }
     struct collection col = {0};
     p.dump = on_dump;
