@@ -297,13 +297,15 @@ static void check_sums(const char *sums, const struct golden_run *r, const struc
 
 static const char *compiler(void)
 {
+    static char s[64];
 #if defined(__clang__)
-    return "clang " __clang_version__;
+    snprintf(s, sizeof s, "clang %d.%d.%d", __clang_major__, __clang_minor__, __clang_patchlevel__);
 #elif defined(__GNUC__)
-    return "gcc " __VERSION__;
+    snprintf(s, sizeof s, "gcc %d.%d.%d", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
 #else
-    return "an unknown compiler";
+    snprintf(s, sizeof s, "an unknown compiler");
 #endif
+    return s;
 }
 
 static const char *opt_level(void)
