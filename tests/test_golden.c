@@ -185,7 +185,7 @@ static int host_exact(const char *name)
  * suite measured <= 6e-7 of max|x| for the text encoders and <= 8e-6 for the
  * UNet, latents and VAE (its README, "float32 vs float64 (measured)"), and
  * the AVX2 / AVX-512 / NEON backends measured here stay below 1e-6 (text
- * encoders) and 4e-6 (UNet, VAE). The bounds are about 10x those, and grow
+ * encoders) and 6e-6 (UNet, VAE). The bounds are about 10x those, and grow
  * linearly with the number of UNet evaluations a tensor depends on, because
  * each step feeds the previous step's error back through the UNet. A kernel
  * bug (a wrong index, a lost tail, a missed bias) moves values by far more. */

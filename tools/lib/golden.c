@@ -215,16 +215,16 @@ static void on_dump(void *user, const char *name, enum onestep_dtype dtype, cons
                     const int64_t *shape)
 {
     struct golden_set *s = user;
-    if (s->oom) return;
+    if (s->failed) return;
     if (ndim < 0 || ndim > TENSOR_MAX_DIMS) {
-        s->oom = 1;
+        s->failed = 1;
         return;
     }
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
         struct golden_tensor *t = realloc(s->t, cap * sizeof *t);
         if (!t) {
-            s->oom = 1;
+            s->failed = 1;
             return;
         }
         s->t = t;
@@ -245,7 +245,7 @@ static void on_dump(void *user, const char *name, enum onestep_dtype dtype, cons
     if (!t->name || !t->data) {
         free(t->name);
         free(t->data);
-        s->oom = 1;
+        s->failed = 1;
         return;
     }
     memcpy(t->data, data, t->bytes);
@@ -305,7 +305,9 @@ int golden_generate(const struct golden_run *r, const char *models_dir, const ch
     else onestep_image_free(&img);
     free(init);
     onestep_free(ctx);
-    if (!rc && out->oom) rc = os_fail(err, "%s: out of memory collecting the intermediates", r->name);
+    if (!rc && out->failed)
+        rc = os_fail(err, "%s: could not keep the intermediates (out of memory, or a dump of more than %d dimensions)",
+                     r->name, TENSOR_MAX_DIMS);
     if (rc) golden_set_free(out);
     return rc;
 }
@@ -356,11 +358,17 @@ static int read_all(const char *path, unsigned char **buf, size_t *len, struct o
     return 0;
 }
 
-static void meta_int(struct st_writer *w, const char *key, long long v, struct os_err *err)
+/* Metadata: any failure (out of memory) is kept in *bad and reported once. */
+static void meta(struct st_writer *w, const char *key, const char *value, int *bad, struct os_err *err)
+{
+    if (st_writer_meta(w, key, value, err)) *bad = 1;
+}
+
+static void meta_int(struct st_writer *w, const char *key, long long v, int *bad, struct os_err *err)
 {
     char s[32];
     snprintf(s, sizeof s, "%lld", v);
-    st_writer_meta(w, key, s, err);
+    meta(w, key, s, bad, err);
 }
 
 int golden_save(const struct golden_set *s, const struct golden_run *r, const char *fingerprint, const char *path,
@@ -368,35 +376,36 @@ int golden_save(const struct golden_set *s, const struct golden_run *r, const ch
 {
     struct st_writer *w = st_writer_new();
     if (!w) return os_fail(err, "%s: out of memory", path);
-    int rc = -1;
+    int rc = -1, bad = 0;
     unsigned char *raw = NULL, *z = NULL;
     size_t rawlen = 0;
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.uncompressed", path);
     /* the parameters, so that a file says what made it */
-    st_writer_meta(w, "run", r->name, err);
-    st_writer_meta(w, "model", r->model, err);
-    st_writer_meta(w, "model_fingerprint", fingerprint, err);
-    st_writer_meta(w, "prompt", r->prompt, err);
-    if (r->prompt_2) st_writer_meta(w, "prompt_2", r->prompt_2, err);
-    meta_int(w, "width", r->width, err);
-    meta_int(w, "height", r->height, err);
-    meta_int(w, "steps", r->steps, err);
-    meta_int(w, "seed", (long long)r->seed, err);
-    st_writer_meta(w, "rng", r->rng ? r->rng : "torch", err);
-    if (r->scheduler_config) st_writer_meta(w, "scheduler_config", r->scheduler_config, err);
+    meta(w, "run", r->name, &bad, err);
+    meta(w, "model", r->model, &bad, err);
+    meta(w, "model_fingerprint", fingerprint, &bad, err);
+    meta(w, "prompt", r->prompt, &bad, err);
+    if (r->prompt_2) meta(w, "prompt_2", r->prompt_2, &bad, err);
+    meta_int(w, "width", r->width, &bad, err);
+    meta_int(w, "height", r->height, &bad, err);
+    meta_int(w, "steps", r->steps, &bad, err);
+    meta_int(w, "seed", (long long)r->seed, &bad, err);
+    meta(w, "rng", r->rng ? r->rng : "torch", &bad, err);
+    if (r->scheduler_config) meta(w, "scheduler_config", r->scheduler_config, &bad, err);
     if (r->ntimesteps) {
         char ts[64] = "";
         for (int i = 0; i < r->ntimesteps; i++)
             snprintf(ts + strlen(ts), sizeof ts - strlen(ts), "%s%d", i ? "," : "", r->timesteps[i]);
-        st_writer_meta(w, "timesteps", ts, err);
+        meta(w, "timesteps", ts, &bad, err);
     }
     if (r->img2img) {
         char st[32];
         snprintf(st, sizeof st, "%.15g", r->strength);
-        st_writer_meta(w, "strength", st, err);
+        meta(w, "strength", st, &bad, err);
     }
-    st_writer_meta(w, "backend", "ref", err);
+    meta(w, "backend", "ref", &bad, err);
+    if (bad) goto out;
     for (size_t i = 0; i < s->n; i++) {
         const struct golden_tensor *t = &s->t[i];
         if (st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, err)) goto out;

@@ -87,7 +87,7 @@ struct golden_tensor {
 struct golden_set {
     struct golden_tensor *t;
     size_t n, cap;
-    int oom;
+    int failed; /* a dump could not be kept */
 };
 
 /* Run `r` on the model in models_dir/<r->model> with `backend` ("ref", "avx2",
