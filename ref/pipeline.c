@@ -23,6 +23,7 @@
 #include "clip.h"
 #include "onestep.h"
 #include "ops.h"
+#include "refmath.h"
 #include "rng.h"
 #include "sched.h"
 #include "taesd.h"
@@ -488,7 +489,9 @@ static int img2img_latents(struct run *r, struct sched *s, int t0, struct rng *g
     const float *mean = moments, *logvar = moments + n;
     for (size_t i = 0; i < n; i++) {
         float lv = logvar[i] < -30.0f ? -30.0f : logvar[i] > 20.0f ? 20.0f : logvar[i];
-        float sd = (float)exp((double)(0.5f * lv));
+        /* rm_exp, not libm's exp: the reference's bits must not depend on
+         * the C library (ref/refmath.h). */
+        float sd = (float)rm_exp((double)(0.5f * lv));
         x[i] = mean[i] + sd * noise[i];
     }
     dump_latent(p, "img2img.posterior_sample", x, r->lc, r->h, r->w);
