@@ -27,7 +27,7 @@ MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff mkmodel
+PROGRAMS := onestep tensordiff mkmodel modelinfo dumpviz
 BIN ?= .
 LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) simd/select.c
 TOOL_LIB_SRC := $(wildcard tools/lib/*.c)
