@@ -230,9 +230,9 @@ static int render(const struct tensor *t, const struct opts *o)
     } else if (is_float(t->dtype) && ((t->ndim == 3 && t->shape[0] == 1) || (t->ndim == 2 && t->shape[0] > 1))) {
         /* tokens left to right, as the text reads; features top to bottom */
         const int N = (int)t->shape[t->ndim - 2], D = (int)t->shape[t->ndim - 1];
-        int sx = 1, sy = 1;
-        while (N * sx < 4 * MIN_TILE / 2) sx++;
-        while (D * sy < MIN_TILE) sy++;
+        int sx = o->scale > 0 ? o->scale : 1, sy = sx;
+        while (o->scale <= 0 && N * sx < 2 * MIN_TILE) sx++;
+        while (o->scale <= 0 && D * sy < MIN_TILE) sy++;
         if ((long)N * sx > MAX_SIDE || (long)D * sy > MAX_SIDE || canvas_new(&cv, N * sx, D * sy, 255)) return 1;
         struct stats st;
         stats_of(t, n, &st);
