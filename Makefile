@@ -29,7 +29,12 @@ MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff mkmodel mkgolden
+PROGRAMS := onestep
+PROGRAMS += tensordiff
+PROGRAMS += mkmodel
+PROGRAMS += mkgolden
+PROGRAMS += modelinfo
+PROGRAMS += dumpviz
 BIN ?= .
 LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) simd/select.c
 TOOL_LIB_SRC := $(wildcard tools/lib/*.c)
