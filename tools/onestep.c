@@ -334,6 +334,11 @@ int main(int argc, char **argv)
     struct os_err oe;
     if (atomic_check_writable(c.output, &oe)) die("-o %s", oe.msg);
     if (c.dump && atomic_check_writable(c.dump, &oe)) die("--dump %s", oe.msg);
+    if (c.preview_dir) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/step-1.png", c.preview_dir);
+        if (atomic_check_writable(probe, &oe)) die("--preview %s: not a writable directory (%s)", c.preview_dir, oe.msg);
+    }
 
     c.lp.model = c.model;
     c.lp.loras = c.loras;
