@@ -76,7 +76,7 @@ struct onestep_params {
     /* img2img: 8-bit RGB, row-major; size must match width/height (or leave those 0) */
     const unsigned char *init_rgb;
     int init_width, init_height;
-    float strength;             /* (0, 1], default 0.5 for img2img */
+    double strength;            /* (0, 1], default 0.5; double: steps run = int(steps * strength) as Python computes it */
     int vae_tiling;             /* decode in overlapping tiles (bounded memory) */
     /* benchmarks (tools/bench.c): bit (1u << ONESTEP_STAGE_x) set skips that
      * stage (TEXT, UNET and VAE only). Its output stays zero: a zero

@@ -17,14 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../weights/lora.h"
 #include "../weights/model_dir.h"
 #include "arena.h"
 #include "clip.h"
 #include "onestep.h"
 #include "ops.h"
 #include "ops_count.h"
+#include "refmath.h"
 #include "rng.h"
 #include "sched.h"
+#include "taesd.h"
 #include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
@@ -47,7 +50,18 @@ struct onestep_ctx {
     struct vae vae;
     struct sched sched; /* configured, no timesteps yet: copied per generation */
     int sample_size;    /* unet config sample_size (latent pixels) */
+    struct component taesd_comp;
+    struct taesd *taesd; /* --taesd: replaces the VAE decoder (NULL otherwise) */
+    struct lora **loras; /* applied at load; kept for --dump's lora.fused.* */
+    int nloras;
 };
+
+/* Pixels per latent pixel: the decoder's (TAESD's when it replaces the VAE),
+ * as diffusers' vae_scale_factor follows the vae it was given. */
+static int latent_factor(const struct onestep_ctx *ctx)
+{
+    return ctx->taesd ? ctx->taesd->factor : ctx->vae.factor;
+}
 
 static const char *const component_names[MAX_ENCODERS][2] = {{"tokenizer", "text_encoder"},
                                                                {"tokenizer_2", "text_encoder_2"}};
@@ -83,6 +97,10 @@ void onestep_free(struct onestep_ctx *ctx)
     }
     unet_free(&ctx->unet);
     component_close(&ctx->unet_comp);
+    free(ctx->taesd);
+    component_close(&ctx->taesd_comp);
+    for (int i = 0; i < ctx->nloras; i++) lora_close(ctx->loras[i]);
+    free(ctx->loras);
     component_close(&ctx->vae_comp);
     model_dir_close(ctx->md);
     free(ctx);
@@ -121,13 +139,28 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
                                       &ctx->tok[i], e);
         model_tokenizer_files_free(&tf);
         if (rc) return -1;
-        if (component_open(ctx->md, component_names[i][1], "config.json", 1, variant, &ctx->te_comp[i], e) ||
-            clip_load(&ctx->te[i], &ctx->te_comp[i], e))
-            return -1;
+        if (component_open(ctx->md, component_names[i][1], "config.json", 1, variant, &ctx->te_comp[i], e)) return -1;
     }
-    if (component_open(ctx->md, "unet", "config.json", 1, variant, &ctx->unet_comp, e) ||
-        unet_load(&ctx->unet, &ctx->unet_comp, e))
-        return -1;
+    if (component_open(ctx->md, "unet", "config.json", 1, variant, &ctx->unet_comp, e)) return -1;
+    /* LoRAs change weights, so they are merged before the models bind them */
+    if (p->nloras) {
+        ctx->loras = calloc((size_t)p->nloras, sizeof *ctx->loras);
+        if (!ctx->loras) return os_fail(e, "out of memory");
+    }
+    for (int l = 0; l < p->nloras; l++) {
+        if (lora_open(p->loras[l].path, &ctx->loras[l], e)) return -1;
+        ctx->nloras++;
+        struct lora *lo = ctx->loras[l];
+        if (lora_nmodules(lo, "unet") && lora_apply(lo, &ctx->unet_comp, "unet", p->loras[l].scale, e)) return -1;
+        for (int i = 0; i < ctx->nenc; i++)
+            if (lora_nmodules(lo, component_names[i][1]) &&
+                lora_apply(lo, &ctx->te_comp[i], component_names[i][1], p->loras[l].scale, e))
+                return -1;
+        if (lora_check_applied(lo, e)) return -1;
+    }
+    for (int i = 0; i < ctx->nenc; i++)
+        if (clip_load(&ctx->te[i], &ctx->te_comp[i], e)) return -1;
+    if (unet_load(&ctx->unet, &ctx->unet_comp, e)) return -1;
     int64_t ss;
     if (json_get_int_or(ctx->unet_comp.config, "sample_size", 64, &ss, ctx->unet_comp.config_path, e)) return -1;
     ctx->sample_size = ss > 0 && ss < 4096 ? (int)ss : 64;
@@ -144,8 +177,13 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
         component_close(&sc);
         if (rc) return -1;
     }
-    if (p->taesd) return os_fail(e, "--taesd: not available in this build yet");
-    if (p->nloras) return os_fail(e, "--lora: not available in this build yet");
+    if (p->taesd) {
+        ctx->taesd = calloc(1, sizeof *ctx->taesd);
+        if (!ctx->taesd) return os_fail(e, "out of memory");
+        if (component_open_dir(p->taesd, "taesd", "config.json", 1, VARIANT_AUTO, &ctx->taesd_comp, e) ||
+            taesd_load(ctx->taesd, &ctx->taesd_comp, e))
+            return os_prefix(e, "--taesd: ");
+    }
 
     ctx->ops = ops_by_name(p->backend, p->threads, e);
     if (!ctx->ops) return -1;
@@ -174,19 +212,19 @@ void onestep_get_info(const struct onestep_ctx *ctx, struct onestep_info *info)
     info->scheduler = sched_kind_name(ctx->sched.kind);
     info->backend = ctx->ops->name;
     info->threads = ctx->ops->threads;
-    info->vae_scale = ctx->vae.factor;
-    info->default_width = info->default_height = ctx->sample_size * ctx->vae.factor;
+    info->vae_scale = latent_factor(ctx);
+    info->default_width = info->default_height = ctx->sample_size * latent_factor(ctx);
     info->ntokenizers = ctx->nenc;
 }
 
 void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params *p)
 {
     memset(p, 0, sizeof *p);
-    p->width = p->height = ctx ? ctx->sample_size * ctx->vae.factor : 512;
+    p->width = p->height = ctx ? ctx->sample_size * latent_factor(ctx) : 512;
     p->steps = 1;
     p->seed = 42;
     p->rng = "torch";
-    p->strength = 0.5f;
+    p->strength = 0.5;
 }
 
 int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
@@ -203,7 +241,7 @@ int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t 
 
 static int validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct os_err *e)
 {
-    const int f = ctx->vae.factor;
+    const int f = latent_factor(ctx);
     if (!p->prompt) return os_fail(e, "no prompt given (-p)");
     if (p->width <= 0 || p->height <= 0) return os_fail(e, "size %dx%d: width and height must be positive", p->width, p->height);
     if (p->width % f || p->height % f) {
@@ -220,8 +258,11 @@ static int validate(const struct onestep_ctx *ctx, const struct onestep_params *
     if (rng_kind_from_name(p->rng ? p->rng : "torch", &rk, e)) return -1;
     if (p->init_rgb) {
         if (!ctx->vae.has_encoder) return os_fail(e, "img2img: this model's VAE has no encoder weights");
-        if (!(p->strength > 0.0f && p->strength <= 1.0f))
-            return os_fail(e, "strength %g: must be in (0, 1]", (double)p->strength);
+        if (ctx->vae.factor != f)
+            return os_fail(e, "img2img with --taesd: the VAE encoder downsamples by %d but TAESD upsamples by %d",
+                           ctx->vae.factor, f);
+        if (!(p->strength > 0.0 && p->strength <= 1.0))
+            return os_fail(e, "strength %g: must be in (0, 1]", p->strength);
         if (p->init_width <= 0 || p->init_height <= 0) return os_fail(e, "init image has no size");
     }
     struct sched s = ctx->sched;
@@ -346,11 +387,14 @@ static int context_dim(const struct onestep_ctx *ctx)
     return d;
 }
 
-/* --vae-tiling: the same decode in overlapping tiles, with an arena of one
- * tile (vae_tiling.h has the defaults and why). */
-static int decode(struct onestep_ctx *ctx, const struct onestep_params *p, const struct ops *o, struct arena *a,
-                  const float *z, int h, int w, float *img, const struct dump_hook *d, struct os_err *e)
+/* The decoder call: TAESD when loaded, else the KL VAE, in overlapping
+ * tiles with --vae-tiling (an arena of one tile; vae_tiling.h has the
+ * defaults and why). z is already scaled. */
+static int decode_scaled(struct onestep_ctx *ctx, const struct onestep_params *p, const struct ops *o,
+                         struct arena *a, const float *z, int h, int w, float *img, const struct dump_hook *d,
+                         struct os_err *e)
 {
+    if (ctx->taesd) return taesd_decode(ctx->taesd, o, a, z, h, w, img, d, e);
     if (p->vae_tiling)
         return vae_decode_tiled(&ctx->vae, o, a, z, h, w, VAE_TILE_DEFAULT, VAE_TILE_OVERLAP_DEFAULT, img, d, e);
     return vae_decode(&ctx->vae, o, a, z, h, w, img, d, e);
@@ -392,7 +436,7 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
     r.ctx_dim = context_dim(ctx);
     r.context = calloc((size_t)SEQ * r.ctx_dim, sizeof(float));
     r.pooled = calloc(4096, sizeof(float));
-    const int f = ctx->vae.factor, h = H / f, w = W / f, lc = ctx->unet.in_channels;
+    const int f = latent_factor(ctx), h = H / f, w = W / f, lc = ctx->unet.in_channels;
     float *lat = calloc((size_t)(lc > 8 ? lc : 8) * h * w, sizeof(float));
     float *img = calloc((size_t)3 * H * W, sizeof(float));
     int rc = -1;
@@ -407,8 +451,8 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
     take_stage(&cost->stage[ONESTEP_STAGE_UNET], &a, &cnt);
-    if (decode(ctx, p, r.o, &a, lat, h, w, img, NULL, e)) goto done;
-    take_stage(&cost->stage[ONESTEP_STAGE_VAE], &a, &cnt);
+    if (decode_scaled(ctx, p, r.o, &a, lat, h, w, img, NULL, e)) goto done;
+    take_stage(&cost->stage[ONESTEP_STAGE_VAE], &a, &cnt); /* --preview decodes x0 the same way: no larger */
     if (p->init_rgb) {
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
         take_stage(&cost->stage[ONESTEP_STAGE_ENCODE], &a, &cnt);
@@ -495,7 +539,9 @@ static int img2img_latents(struct run *r, struct sched *s, int t0, struct rng *g
     const float *mean = moments, *logvar = moments + n;
     for (size_t i = 0; i < n; i++) {
         float lv = logvar[i] < -30.0f ? -30.0f : logvar[i] > 20.0f ? 20.0f : logvar[i];
-        float sd = (float)exp((double)(0.5f * lv));
+        /* rm_exp, not libm's exp: the reference's bits must not depend on
+         * the C library (ref/refmath.h). */
+        float sd = (float)rm_exp((double)(0.5f * lv));
         x[i] = mean[i] + sd * noise[i];
     }
     dump_latent(p, "img2img.posterior_sample", x, r->lc, r->h, r->w);
@@ -514,6 +560,27 @@ done:
     return rc;
 }
 
+/* latents -> image in [-1, 1]. The pipelines decode latents / scaling_factor
+ * (SDXL with latents_mean/std set: latents * std / scaling_factor + mean);
+ * TAESD's scaling_factor is 1: it takes UNet-space latents as they are.
+ * scratch: n floats. */
+static int decode(struct onestep_ctx *ctx, const struct onestep_params *p, const struct ops *o, struct arena *a,
+                  const float *x, float *scratch, int h, int w, float *img, const struct dump_hook *hook,
+                  struct os_err *e)
+{
+    const size_t hw = (size_t)h * w, n = (size_t)ctx->unet.out_channels * hw;
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)(i / hw);
+        if (ctx->taesd)
+            scratch[i] = x[i] / ctx->taesd->scaling_factor;
+        else if (ctx->vae.has_latents_mean_std)
+            scratch[i] = x[i] * ctx->vae.latents_std[c] / ctx->vae.scaling_factor + ctx->vae.latents_mean[c];
+        else
+            scratch[i] = x[i] / ctx->vae.scaling_factor;
+    }
+    return decode_scaled(ctx, p, o, a, scratch, h, w, img, hook, e);
+}
+
 static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_image *out,
                     struct os_err *e)
 {
@@ -525,8 +592,8 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     r.o = o;
     r.H = p->height;
     r.W = p->width;
-    r.h = r.H / ctx->vae.factor;
-    r.w = r.W / ctx->vae.factor;
+    r.h = r.H / latent_factor(ctx);
+    r.w = r.W / latent_factor(ctx);
     r.lc = ctx->unet.in_channels;
     r.ctx_dim = context_dim(ctx);
     const size_t n = (size_t)r.lc * r.h * r.w;
@@ -551,6 +618,23 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     if (!x || !xin || !eps || !noise || !x0 || !den || !img || !r.context || !r.pooled || !rgb) {
         os_fail(e, "out of memory for a %dx%d image", r.W, r.H);
         goto done;
+    }
+
+    /* merged LoRA weights, under the suite's lora.fused.<weight name> */
+    for (int l = 0; p->dump && l < ctx->nloras; l++) {
+        for (size_t i = 0; i < lora_nmodules(ctx->loras[l], NULL); i++) {
+            const char *comp;
+            const char *wname = lora_merged_weight(ctx->loras[l], i, &comp);
+            struct component *c = NULL;
+            if (wname && !strcmp(comp, "unet")) c = &ctx->unet_comp;
+            for (int k = 0; wname && k < ctx->nenc; k++)
+                if (!strcmp(comp, component_names[k][1])) c = &ctx->te_comp[k];
+            const struct tensor *t = c ? component_get(c, wname) : NULL;
+            if (!t || t->dtype != DT_F32) continue;
+            char name[256];
+            snprintf(name, sizeof name, "lora.fused.%s", wname);
+            dump_host(p, name, t->data, t->ndim, t->shape);
+        }
     }
 
     /* 1. prompt -> token ids -> context */
@@ -651,23 +735,22 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         dump_latent(p, name, x0, r.lc, r.h, r.w);
         snprintf(name, sizeof name, "step%d.latents", k);
         dump_latent(p, name, x, r.lc, r.h, r.w);
+        if (p->preview) { /* this step's x0 prediction as a picture */
+            if (decode(ctx, p, o, &arena, x0, xin, r.h, r.w, img, NULL, e)) goto done;
+            vae_to_uint8(img, r.H, r.W, rgb);
+            p->preview(p->preview_user, k, rgb, r.W, r.H);
+        }
     }
     component_release_pages(&ctx->unet_comp);
     dump_latent(p, "latents.final", x, r.lc, r.h, r.w);
 
-    /* 4. decode: latents / scaling_factor (SDXL with latents_mean/std: x * std / sf + mean) */
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)(i / ((size_t)r.h * r.w));
-        if (ctx->vae.has_latents_mean_std)
-            xin[i] = x[i] * ctx->vae.latents_std[c] / ctx->vae.scaling_factor + ctx->vae.latents_mean[c];
-        else
-            xin[i] = x[i] / ctx->vae.scaling_factor;
-    }
+    /* 4. decode */
     if (!skipped(p, ONESTEP_STAGE_VAE)) {
         t = now();
         progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
-        if (decode(ctx, p, o, &arena, xin, r.h, r.w, img, r.hook, e)) goto done;
+        if (decode(ctx, p, o, &arena, x, xin, r.h, r.w, img, r.hook, e)) goto done;
         component_release_pages(&ctx->vae_comp);
+        component_release_pages(&ctx->taesd_comp);
         progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);
     }
     vae_to_uint8(img, r.H, r.W, rgb);

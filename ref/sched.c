@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "refmath.h"
+
 const char *sched_kind_name(enum sched_kind k)
 {
     switch (k) {
@@ -57,13 +59,15 @@ static void torch_linspace_f32(double start_d, double end_d, int steps, float *o
 }
 
 /* betas_for_alpha_bar (the Glide cosine schedule): Python floats, i.e. double,
- * then torch.tensor(..., float32). */
+ * then torch.tensor(..., float32). Python's math.cos is libm's; rm_cos keeps
+ * the reference independent of the C library (a few double ulps at most, far
+ * below the float32 rounding of the betas). */
 static void squaredcos_betas(int N, float *betas)
 {
     const double pi = 3.141592653589793;
     for (int i = 0; i < N; i++) {
         double t1 = (double)i / N, t2 = (double)(i + 1) / N;
-        double c1 = cos((t1 + 0.008) / 1.008 * pi / 2), c2 = cos((t2 + 0.008) / 1.008 * pi / 2);
+        double c1 = rm_cos((t1 + 0.008) / 1.008 * pi / 2), c2 = rm_cos((t2 + 0.008) / 1.008 * pi / 2);
         double b = 1 - (c2 * c2) / (c1 * c1);
         betas[i] = (float)(b < 0.999 ? b : 0.999);
     }
@@ -76,8 +80,11 @@ static void make_tables(struct sched *s)
         torch_linspace_f32(s->beta_start, s->beta_end, N, s->betas);
     } else if (s->beta_schedule == SCHED_BETAS_SCALED_LINEAR) {
         /* Linear in sqrt(beta) ("very specific to the latent diffusion
-         * model"); Python's beta_start**0.5 is libm pow. */
-        torch_linspace_f32(pow(s->beta_start, 0.5), pow(s->beta_end, 0.5), N, s->betas);
+         * model"). Python's beta_start**0.5 is libm pow, whose last bit is
+         * the C library's business; sqrt is correctly rounded by IEEE 754,
+         * so it is the value a correctly rounded pow gives, on every
+         * machine (glibc's pow gives it for 0.00085 and 0.012). */
+        torch_linspace_f32(sqrt(s->beta_start), sqrt(s->beta_end), N, s->betas);
         for (int i = 0; i < N; i++) s->betas[i] = s->betas[i] * s->betas[i];
     } else if (s->beta_schedule == SCHED_BETAS_SQUAREDCOS) {
         squaredcos_betas(N, s->betas);

@@ -16,6 +16,7 @@
 #include "../ref/ops.h"
 #include "../ref/rng.h"
 #include "../weights/atomic_file.h"
+#include "../weights/lora.h"
 #include "../weights/safetensors.h"
 #include "lib/image_io.h"
 #include "lib/rss.h"
@@ -51,7 +52,8 @@ static void usage(FILE *f)
             "  -W, --width N           image width, a multiple of 8 (default: the model's, 512)\n"
             "  -H, --height N          image height, a multiple of 8 (default: the model's, 512)\n"
             "  -i, --init-img FILE     img2img: start from this PNG/JPEG (its size sets W x H)\n"
-            "      --strength S        img2img: 0 < S <= 1 (default 0.5); steps x S must be >= 1\n"
+            "      --strength S        img2img: 0 < S <= 1 (default 0.5); int(steps x S) steps run, so it must be >= 1\n"
+            "                          (without --steps: the fewest steps that run one, e.g. 2 at 0.5)\n"
             "      --resize            img2img: resize the init image to -W x -H instead of requiring its size\n"
             "      --scheduler-config FILE  use this scheduler_config.json (e.g. an LCMScheduler one)\n"
             "      --timesteps LIST    custom timesteps, e.g. 399 or 999,749,499,249 (LCM / DMD2)\n"
@@ -173,7 +175,7 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
         } else if (!strcmp(a, "--strength")) {
             double s = parse_double(a, need(argc, argv, &i));
             if (!(s > 0.0 && s <= 1.0)) die("--strength %s: must be in (0, 1]", argv[i]);
-            c->p.strength = (float)s;
+            c->p.strength = s;
             c->have_strength = 1;
         } else if (!strcmp(a, "--resize")) {
             c->resize = 1;
@@ -185,19 +187,11 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
         } else if (!strcmp(a, "--lora")) {
             const char *v = need(argc, argv, &i);
             if (c->nloras == MAX_LORAS) die("--lora: at most %d LoRAs", MAX_LORAS);
-            char *copy = strdup(v);
-            char *colon = strrchr(copy, ':');
-            float scale = 1.0f;
-            if (colon && colon[1] && strchr(colon + 1, '/') == NULL) {
-                char *end;
-                double s = strtod(colon + 1, &end);
-                if (!*end) {
-                    if (!(s >= -100 && s <= 100)) die("--lora %s: scale must be between -100 and 100", v);
-                    scale = (float)s;
-                    *colon = '\0';
-                }
-            }
-            c->loras[c->nloras].path = copy;
+            char *path;
+            float scale;
+            struct os_err le;
+            if (lora_parse_arg(v, &path, &scale, &le)) die("--lora %s", le.msg);
+            c->loras[c->nloras].path = path;
             c->loras[c->nloras].scale = scale;
             c->nloras++;
         } else if (!strcmp(a, "--taesd")) {
@@ -351,6 +345,11 @@ int main(int argc, char **argv)
     struct os_err oe;
     if (atomic_check_writable(c.output, &oe)) die("-o %s", oe.msg);
     if (c.dump && atomic_check_writable(c.dump, &oe)) die("--dump %s", oe.msg);
+    if (c.preview_dir) {
+        char probe[4096];
+        snprintf(probe, sizeof probe, "%s/step-1.png", c.preview_dir);
+        if (atomic_check_writable(probe, &oe)) die("--preview %s: not a writable directory (%s)", c.preview_dir, oe.msg);
+    }
 
     c.lp.model = c.model;
     c.lp.loras = c.loras;
@@ -374,6 +373,11 @@ int main(int argc, char **argv)
         p.ntimesteps = c.p.ntimesteps;
     }
     if (c.have_strength) p.strength = c.p.strength;
+    /* img2img without --steps: the fewest steps that run one (diffusers runs int(steps * strength)) */
+    if (c.init_img && !c.p.steps && !c.p.timesteps) {
+        p.steps = 1;
+        while ((int)(p.steps * p.strength) < 1) p.steps++;
+    }
     p.vae_tiling = c.p.vae_tiling;
     p.prompt = c.prompt;
     p.prompt_2 = c.prompt_2;
@@ -383,8 +387,14 @@ int main(int argc, char **argv)
         int w, h;
         if (image_read_rgb(c.init_img, &init, &w, &h, &oe)) die("-i %s", oe.msg);
         if (c.resize) {
-            /* resizing is the library's job only when asked; here we require W/H */
-            if (!c.p.width || !c.p.height) die("--resize needs -W and -H");
+            /* only when asked: otherwise the image's own size sets W x H */
+            if (!c.p.width || !c.p.height) die("--resize needs -W and -H (the size to resize the init image to)");
+            unsigned char *r = image_resize_rgb(init, w, h, c.p.width, c.p.height);
+            if (!r) die("-i %s: out of memory resizing to %dx%d", c.init_img, c.p.width, c.p.height);
+            free(init);
+            init = r;
+            w = c.p.width;
+            h = c.p.height;
         } else {
             if ((c.p.width && c.p.width != w) || (c.p.height && c.p.height != h))
                 die("-i %s: image is %dx%d but -W/-H ask for %dx%d (add --resize to resize it)", c.init_img, w, h,
@@ -442,7 +452,7 @@ int main(int argc, char **argv)
 
     /* A1111's "parameters" text: prompt line, then "key: value" pairs */
     char params[4096], strength[48] = "";
-    if (c.init_img) snprintf(strength, sizeof strength, ", Denoising strength: %.2f", (double)p.strength);
+    if (c.init_img) snprintf(strength, sizeof strength, ", Denoising strength: %g", p.strength);
     snprintf(params, sizeof params,
              "%s\nSteps: %d, Sampler: %s, CFG scale: 0, Seed: %llu, Size: %dx%d, Model: %s, RNG: %s%s, "
              "Version: onestep %s",

@@ -168,6 +168,43 @@ fail:
     return -1;
 }
 
+int component_open_dir(const char *dir, const char *name, const char *config_file, int with_weights,
+                       enum weight_variant variant, struct component *c, struct os_err *err)
+{
+    memset(c, 0, sizeof *c);
+    struct stat st;
+    if (stat(dir, &st) != 0) return os_fail(err, "%s: %s directory not found (%s)", dir, name, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return os_fail(err, "%s: the %s must be a directory (config.json + weights)", dir, name);
+    c->name = os_strdup(name);
+    c->dir = os_strdup(dir);
+    if (!c->name || !c->dir) goto oom;
+    if (config_file) {
+        c->config_path = path_join(c->dir, config_file);
+        if (!c->config_path) goto oom;
+        c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
+        if (!c->config) goto fail;
+        if (c->config->type != JSON_OBJECT) {
+            os_fail(err, "%s: must be a JSON object", c->config_path);
+            goto fail;
+        }
+    }
+    if (with_weights) {
+        c->weights_path = find_weights(c->dir, variant, err);
+        if (!c->weights_path) goto fail;
+        if (st_open(c->weights_path, &c->file, err)) goto fail;
+        c->tensors = c->file->tensors;
+        c->ntensors = c->file->ntensors;
+        c->used = OS_CALLOC(c->ntensors ? c->ntensors : 1, 1);
+        if (!c->used) goto oom;
+    }
+    return 0;
+oom:
+    os_fail(err, "out of memory");
+fail:
+    component_close(c);
+    return -1;
+}
+
 void component_close(struct component *c)
 {
     if (!c) return;

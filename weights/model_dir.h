@@ -101,6 +101,13 @@ int component_open(const struct model_dir *m, const char *name, const char *conf
                    enum weight_variant variant, struct component *c, struct os_err *err);
 void component_close(struct component *c);
 
+/* A component that lives in a directory of its own rather than inside a
+ * model directory (--taesd DIR: config.json + diffusion_pytorch_model
+ * [.fp16].safetensors, the layout of the madebyollin/taesd repos). `name`
+ * names it in messages ("taesd"); config_file and with_weights as above. */
+int component_open_dir(const char *dir, const char *name, const char *config_file, int with_weights,
+                       enum weight_variant variant, struct component *c, struct os_err *err);
+
 /* Tensor by name (marks it used) or NULL. */
 const struct tensor *component_get(struct component *c, const char *name);
 
