@@ -121,22 +121,6 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
 int onestep_validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err);
 /* Bytes of activation memory a generation with these parameters needs (measured, not guessed). */
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err);
-/* What a generation costs, from one pass of the model code over a backend
- * that only counts (ref/ops_count.h: conventions; microseconds, nothing is
- * allocated or computed). Indexed by enum onestep_stage; the UNet entry is
- * one step; stages a generation with p would not run (the VAE encoder
- * without an init image) are zero. skip_stages is ignored. */
-struct onestep_stage_cost {
-    double gflop;             /* conv + linear + attention, 2 FLOP per multiply-add */
-    double conv_gflop, linear_gflop, attention_gflop;
-    double elementwise_gflop; /* norms, activations, softmax, adds: approximate, kept apart */
-    size_t arena_bytes;       /* activation memory of the stage */
-};
-struct onestep_cost {
-    struct onestep_stage_cost stage[4];
-};
-int onestep_cost(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_cost *cost,
-                 struct onestep_err *err);
 int onestep_generate(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_image *out,
                      struct onestep_err *err);
 void onestep_image_free(struct onestep_image *img);

@@ -23,7 +23,6 @@
 #include "clip.h"
 #include "onestep.h"
 #include "ops.h"
-#include "ops_count.h"
 #include "refmath.h"
 #include "rng.h"
 #include "sched.h"
@@ -400,37 +399,26 @@ static int decode_scaled(struct onestep_ctx *ctx, const struct onestep_params *p
     return vae_decode(&ctx->vae, o, a, z, h, w, img, d, e);
 }
 
-/* Move what the counting backend and the measuring arena saw during one
- * stage into sc, and start both afresh for the next stage. */
-static void take_stage(struct onestep_stage_cost *sc, struct arena *a, struct flop_count *c)
+/* The measuring arena's peak is stage s's; start afresh for the next. */
+static void take_peak(struct arena *a, size_t peaks[4], enum onestep_stage s)
 {
-    sc->conv_gflop = c->conv * 1e-9;
-    sc->linear_gflop = c->linear * 1e-9;
-    sc->attention_gflop = c->attention * 1e-9;
-    sc->gflop = flop_count_matmul(c) * 1e-9;
-    sc->elementwise_gflop = c->elementwise * 1e-9;
-    sc->arena_bytes = a->peak;
+    peaks[s] = a->peak;
     arena_destroy(a);
     arena_init_measure(a);
-    memset(c, 0, sizeof *c);
 }
 
-/* Run every model stage once on the counting backend (ops_count.h) with a
- * measuring arena: per stage its activation peak and its arithmetic. */
-static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, struct onestep_cost *cost,
+/* Run every model stage on ops_null() with a measuring arena: peaks[stage]
+ * (by enum onestep_stage) gets each stage's activation peak. */
+static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, size_t peaks[4],
                    struct os_err *e)
 {
-    struct flop_count cnt;
-    memset(&cnt, 0, sizeof cnt);
-    struct ops counter;
-    ops_count_init(&counter, &cnt);
-    memset(cost, 0, sizeof *cost);
+    memset(peaks, 0, 4 * sizeof *peaks);
     struct arena a;
     arena_init_measure(&a);
     struct run r = {0};
     r.ctx = ctx;
     r.p = p;
-    r.o = &counter;
+    r.o = ops_null();
     r.a = &a;
     r.measuring = 1;
     r.ctx_dim = context_dim(ctx);
@@ -445,17 +433,17 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
         goto done;
     }
     if (encode_text(&r, e)) goto done;
-    take_stage(&cost->stage[ONESTEP_STAGE_TEXT], &a, &cnt);
+    take_peak(&a, peaks, ONESTEP_STAGE_TEXT);
     float time_ids[6] = {0};
     struct unet_cond cond = {r.context, SEQ, r.ctx_dim, ctx->unet.text_time ? r.pooled : NULL,
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
-    take_stage(&cost->stage[ONESTEP_STAGE_UNET], &a, &cnt);
+    take_peak(&a, peaks, ONESTEP_STAGE_UNET);
     if (decode_scaled(ctx, p, r.o, &a, lat, h, w, img, NULL, e)) goto done;
-    take_stage(&cost->stage[ONESTEP_STAGE_VAE], &a, &cnt); /* --preview decodes x0 the same way: no larger */
+    take_peak(&a, peaks, ONESTEP_STAGE_VAE); /* --preview decodes x0 the same way: no larger */
     if (p->init_rgb) {
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
-        take_stage(&cost->stage[ONESTEP_STAGE_ENCODE], &a, &cnt);
+        take_peak(&a, peaks, ONESTEP_STAGE_ENCODE);
     }
     rc = 0;
 done:
@@ -472,29 +460,24 @@ static int skipped(const struct onestep_params *p, enum onestep_stage s)
     return s != ONESTEP_STAGE_ENCODE && (p->skip_stages & (1u << s));
 }
 
-/* The arena a generation allocates: the largest stage it runs. */
-static size_t arena_needed(const struct onestep_params *p, const struct onestep_cost *cost)
+/* The arena a generation allocates: the largest stage it runs (--preview
+ * decodes each step's x0 even when the final decode is skipped). */
+static size_t arena_needed(const struct onestep_params *p, const size_t peaks[4])
 {
     size_t peak = 0;
-    for (int s = 0; s < 4; s++)
-        if (!skipped(p, (enum onestep_stage)s) && cost->stage[s].arena_bytes > peak) peak = cost->stage[s].arena_bytes;
+    for (int s = 0; s < 4; s++) {
+        int runs = !skipped(p, (enum onestep_stage)s) || (s == ONESTEP_STAGE_VAE && p->preview);
+        if (runs && peaks[s] > peak) peak = peaks[s];
+    }
     return peak;
 }
 
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err)
 {
     struct os_err e = {{0}};
-    struct onestep_cost cost;
-    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, &cost, &e)) return fail(err, &e);
-    *bytes = arena_needed(p, &cost);
-    return 0;
-}
-
-int onestep_cost(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_cost *cost,
-                 struct onestep_err *err)
-{
-    struct os_err e = {{0}};
-    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, cost, &e)) return fail(err, &e);
+    size_t peaks[4];
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, peaks, &e)) return fail(err, &e);
+    *bytes = arena_needed(p, peaks);
     return 0;
 }
 
@@ -601,10 +584,10 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     struct dump_hook hook = {dump_from_backend, &dumper};
     r.hook = p->dump ? &hook : NULL;
 
-    struct onestep_cost cost;
-    if (measure(ctx, p, r.H, r.W, &cost, e)) return -1;
+    size_t peaks[4];
+    if (measure(ctx, p, r.H, r.W, peaks, e)) return -1;
     struct arena arena;
-    if (arena_init(&arena, o, arena_needed(p, &cost), e)) return -1;
+    if (arena_init(&arena, o, arena_needed(p, peaks), e)) return -1;
     r.a = &arena;
 
     struct sched s = ctx->sched;

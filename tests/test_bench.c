@@ -1,7 +1,9 @@
 /* ./bench, the harness itself, on the conformance suite's tiny model (no
  * timing assertions: what is checked is that it times what it says, and
  * reports it consistently):
- *   - the JSON: per stage gflop (equal to onestep_cost's), seconds_min and
+ *   - the FLOP counts it divides by (tools/lib/modelwalk) equal issue 5's
+ *     published numbers for the full-size configs;
+ *   - the JSON: per stage gflop (equal to modelwalk's), seconds_min and
  *     seconds_median (equal to the min and median of the listed runs),
  *     gflops = gflop / seconds_min, runs = repeat (x steps for the UNet),
  *     peak_rss_bytes, backend, threads, CPU cores and flags;
@@ -16,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../ref/onestep.h"
+#include "../tools/lib/modelwalk.h"
 #include "../weights/json.h"
 #include "lib/check.h"
 
@@ -94,10 +96,27 @@ static void stage_ok(const struct json *stages, const char *name, int runs, doub
     check(ok, "%s %s: %d runs; seconds_min %.4f and seconds_median %.4f are their min and median", what, name, runs, mn,
           md);
     double g = num(s, "gflop"), gs = num(s, "gflops");
-    check(fabs(g - gflop) <= 1e-4 + 1e-4 * gflop, "%s %s: gflop %.4f = onestep_cost's %.4f", what, name, g, gflop);
+    check(fabs(g - gflop) <= 1e-4 + 1e-4 * gflop, "%s %s: gflop %.4f = modelwalk's %.4f", what, name, g, gflop);
     check(mn > 0 && fabs(gs - g / mn) <= 1e-3 * gs + 1e-4, "%s %s: gflops %.4f = gflop / seconds_min", what, name, gs);
     check(num(s, "peak_rss_bytes") > 1e6, "%s %s: a stage peak RSS (%.1f MiB)", what, name,
           num(s, "peak_rss_bytes") / 1048576.0);
+}
+
+/* GFLOP of text (all encoders), one UNet step and the VAE decoder. */
+static int walk(const char *path, int size, double g[3])
+{
+    struct mw_report r;
+    struct os_err err = {{0}};
+    if (!check(modelwalk(path, size, size, 0, &r, &err) == 0, "modelwalk %s at %d²%s%s", path, size,
+               err.msg[0] ? ": " : "", err.msg))
+        return 0;
+    g[0] = g[1] = g[2] = 0;
+    for (int i = 0; i < r.nstages; i++) {
+        int s = r.stages[i].kind == MW_TEXT ? 0 : r.stages[i].kind == MW_UNET ? 1 : r.stages[i].kind == MW_VAE_DECODE ? 2 : -1;
+        if (s >= 0) g[s] += (double)r.stages[i].flops * 1e-9;
+    }
+    mw_report_free(&r);
+    return 1;
 }
 
 int main(void)
@@ -124,28 +143,25 @@ int main(void)
         check(rc == 2 && strstr(out, bad[i].msg), "bench %s: exit 2, \"%s\"", bad[i].args, bad[i].msg);
     }
 
+    /* issue 5: "SD-Turbo text 45 GFLOP, UNet 804 GFLOP, VAE decode 2,515 GFLOP,
+     * SDXL UNet 1,589 GFLOP at 512²", rounded to whole GFLOP */
+    double sd[3], xl[3];
+    if (walk("weights/configs/sd-turbo", 512, sd) && walk("weights/configs/sdxl-turbo", 512, xl)) {
+        check(fabs(sd[0] - 45) <= 0.5 && fabs(sd[1] - 804) <= 0.5 && fabs(sd[2] - 2515) <= 0.5,
+              "SD-Turbo at 512²: text %.2f, UNet %.2f, VAE decode %.2f GFLOP (issue 5: 45, 804, 2515)", sd[0], sd[1],
+              sd[2]);
+        check(fabs(xl[1] - 1589) <= 0.5 && fabs(xl[2] - sd[2]) < 1e-9,
+              "SDXL-Turbo at 512²: UNet %.2f GFLOP (issue 5: 1589), the same VAE decoder", xl[1]);
+    }
+
     const char *suite = conformance_dir();
     if (!suite) return check_summary();
     char model[512];
     snprintf(model, sizeof model, "%s/sd-turbo-tiny", suite);
 
-    /* the library's own counts, to compare with what bench reports */
-    struct onestep_load_params lp;
-    onestep_load_default_params(&lp);
-    lp.model = model;
-    lp.backend = "ref";
-    struct onestep_ctx *ctx;
-    struct onestep_err err;
-    rc = onestep_load(&lp, &ctx, &err);
-    if (!check(rc == 0, "load %s%s%s", model, rc ? ": " : "", rc ? err.msg : "")) return check_summary();
-    struct onestep_params p;
-    onestep_default_params(ctx, &p);
-    p.prompt = "x";
-    p.width = p.height = 64;
-    struct onestep_cost cost;
-    rc = onestep_cost(ctx, &p, &cost, &err);
-    onestep_free(ctx);
-    if (!check(rc == 0, "onestep_cost")) return check_summary();
+    /* the counts bench divides by: stage GFLOP of the tiny model at 64² */
+    double g[3];
+    if (!walk(model, 64, g)) return check_summary();
 
     snprintf(tmpdir, sizeof tmpdir, "/tmp/onestep-bench-XXXXXX");
     if (!check(mkdtemp(tmpdir) != NULL, "mkdtemp")) return check_summary();
@@ -166,9 +182,9 @@ int main(void)
                   !strcmp(str(r, "model"), "sd-turbo-tiny"),
               "run: status ok, model sd-turbo-tiny, ref with 1 thread, peak_rss_bytes %.0f", num(r, "peak_rss_bytes"));
         const struct json *st = json_get(r, "stages");
-        stage_ok(st, "text", 3, cost.stage[ONESTEP_STAGE_TEXT].gflop, "all");
-        stage_ok(st, "unet", 3, cost.stage[ONESTEP_STAGE_UNET].gflop, "all");
-        stage_ok(st, "vae", 3, cost.stage[ONESTEP_STAGE_VAE].gflop, "all");
+        stage_ok(st, "text", 3, g[0], "all");
+        stage_ok(st, "unet", 3, g[1], "all");
+        stage_ok(st, "vae", 3, g[2], "all");
         const struct json *cpu = json_get(j, "cpu"), *flags = cpu ? json_get(cpu, "flags") : NULL;
         check(cpu && num(cpu, "cores") >= 1 && flags && flags->type == JSON_ARRAY && json_get(cpu, "model"),
               "cpu: model, %.0f cores, %zu flags", cpu ? num(cpu, "cores") : 0, flags ? flags->len : 0);
@@ -186,7 +202,7 @@ int main(void)
     if (j && r) {
         const struct json *st = json_get(r, "stages");
         check(rc == 0 && st && st->len == 1, "--stages unet: exit %d, one stage in the JSON", rc);
-        stage_ok(st, "unet", 4, cost.stage[ONESTEP_STAGE_UNET].gflop, "unet-only");
+        stage_ok(st, "unet", 4, g[1], "unet-only");
     }
     json_free(j);
 

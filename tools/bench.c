@@ -16,8 +16,9 @@
  * being timed, and the progress callback reports each stage's seconds.
  * Every (model, backend) pair runs in its own child process, so its peak
  * RSS (tools/lib/rss.h) is its own and a crashing backend cannot take the
- * bench down. FLOP counts come from onestep_cost (ref/ops_count.h: the
- * model code run over a counting backend); GFLOP/s = GFLOP / fastest run.
+ * bench down. FLOP counts come from tools/lib/modelwalk.h (the model code
+ * walked over a counting backend, as ./modelinfo prints them);
+ * GFLOP/s = GFLOP / fastest run.
  *
  * Budget: the scalar reference needs hours for a full-size UNet and VAE.
  * Unless the backend was named with --backend, a stage whose estimated time
@@ -42,6 +43,7 @@
 
 #include "../ref/onestep.h"
 #include "../weights/model_dir.h"
+#include "lib/modelwalk.h"
 #include "lib/rss.h"
 #include "lib/synth.h"
 
@@ -320,6 +322,26 @@ static int synthetic_model(const struct opts *o, const char *model, char *path, 
     return 0;
 }
 
+/* GFLOP per stage (text: all encoders; UNet: one step; the VAE decoder)
+ * from the model's configs. */
+static int stage_gflop(const char *path, int size, double g[NSTAGES])
+{
+    struct mw_report rep;
+    struct os_err err = {{0}};
+    if (modelwalk(path, size, size, 0, &rep, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return -1;
+    }
+    memset(g, 0, NSTAGES * sizeof *g);
+    for (int i = 0; i < rep.nstages; i++) {
+        const struct mw_stage *st = &rep.stages[i];
+        int s = st->kind == MW_TEXT ? ST_TEXT : st->kind == MW_UNET ? ST_UNET : st->kind == MW_VAE_DECODE ? ST_VAE : -1;
+        if (s >= 0) g[s] += (double)st->flops * 1e-9;
+    }
+    mw_report_free(&rep);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- one run */
 
 struct timing {
@@ -371,8 +393,8 @@ static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing
 /* In the child: load, count, calibrate, decide, time. `rate_hint` is this
  * backend's text-encoding GFLOP/s from an earlier model (0: none); `time_left`
  * the seconds the whole bench has left. */
-static void run_one(const struct opts *o, const char *model, const char *path, const char *backend, double rate_hint,
-                    double time_left, struct run_result *r)
+static void run_one(const struct opts *o, const char *model, const char *path, const double gflop[NSTAGES],
+                    const char *backend, double rate_hint, double time_left, struct run_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->backend, sizeof r->backend, "%s", backend);
@@ -406,19 +428,7 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
     snprintf(r->backend, sizeof r->backend, "%s", info.backend);
     r->threads = info.threads;
 
-    struct onestep_params p;
-    onestep_default_params(ctx, &p);
-    p.prompt = "x";
-    p.width = p.height = o->size;
-    p.steps = o->steps;
-    struct onestep_cost cost;
-    if (onestep_cost(ctx, &p, &cost, &err)) {
-        r->status = 2;
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-        onestep_free(ctx);
-        return;
-    }
-    for (int s = 0; s < NSTAGES; s++) r->st[s].gflop = cost.stage[stage_api[s]].gflop;
+    for (int s = 0; s < NSTAGES; s++) r->st[s].gflop = gflop[s];
     const int runs_of[NSTAGES] = {1, o->steps, 1}; /* timed samples per generation */
 
     /* calibration: text encoding once, unless this backend's rate is known
@@ -466,8 +476,8 @@ failed:
 }
 
 /* Run run_one in a child process; the result comes back through a pipe. */
-static void run_child(const struct opts *o, const char *model, const char *path, const char *backend,
-                      double rate_hint, double time_left, struct run_result *r)
+static void run_child(const struct opts *o, const char *model, const char *path, const double gflop[NSTAGES],
+                      const char *backend, double rate_hint, double time_left, struct run_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->backend, sizeof r->backend, "%s", backend);
@@ -490,7 +500,7 @@ static void run_child(const struct opts *o, const char *model, const char *path,
         close(fd[0]);
         struct run_result *mine = calloc(1, sizeof *mine);
         if (!mine) _exit(3);
-        run_one(o, model, path, backend, rate_hint, time_left, mine);
+        run_one(o, model, path, gflop, backend, rate_hint, time_left, mine);
         const char *p = (const char *)mine;
         size_t left = sizeof *mine;
         while (left > 0) {
@@ -781,6 +791,7 @@ int main(int argc, char **argv)
     struct cpu cpu;
     cpu_info(&cpu);
     static char paths[MAX_MODELS][4096], label_buf[MAX_MODELS][256];
+    double gflop[MAX_MODELS][NSTAGES];
     const char *labels[MAX_MODELS], *pathp[MAX_MODELS];
     for (int m = 0; m < o.nmodels; m++) {
         if (o.model_dir) {
@@ -792,6 +803,7 @@ int main(int argc, char **argv)
             labels[m] = o.models[m];
         }
         pathp[m] = paths[m];
+        if (stage_gflop(paths[m], o.size, gflop[m])) return 1;
     }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -816,7 +828,7 @@ int main(int argc, char **argv)
                 continue;
             }
             double left = o.time_limit - (now() - t_start);
-            run_child(&o, labels[m], paths[m], o.backends[b], rate[b], left > 0 ? left : 0, r);
+            run_child(&o, labels[m], paths[m], gflop[m], o.backends[b], rate[b], left > 0 ? left : 0, r);
             if (r->status == 1) unavailable[b] = 1;
             if (r->rate > 0) rate[b] = r->rate;
             print_rows(labels[m], r, &o);
