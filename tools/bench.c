@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,16 @@ static const char *const stage_names[NSTAGES] = {"text", "unet", "vae"};
 static const enum onestep_stage stage_api[NSTAGES] = {ONESTEP_STAGE_TEXT, ONESTEP_STAGE_UNET, ONESTEP_STAGE_VAE};
 
 #define MAX_SAMPLES 64
+#define PROMPT "a photograph of an astronaut riding a horse"
+#define SEED 42
+
+#if defined(__clang__)
+#define COMPILER "clang " __clang_version__
+#elif defined(__GNUC__)
+#define COMPILER "gcc " __VERSION__
+#else
+#define COMPILER "unknown"
+#endif
 #define MAX_BACKENDS 8
 #define MAX_MODELS 4
 
@@ -72,7 +83,7 @@ struct opts {
     const char *model_dir;
     const char *backends[MAX_BACKENDS];
     int nbackends, forced;
-    int size, steps, repeat, threads;
+    int size, steps, repeat, warmup, threads;
     int want[NSTAGES];
     const char *json, *cache, *layout;
     double budget, time_limit;
@@ -98,6 +109,7 @@ struct run_result {
     int rss_per_stage; /* stage peaks are per stage (else: peak so far) */
     double rate;       /* GFLOP/s on text encoding, 0 if not measured */
     struct stage_result st[NSTAGES];
+    struct stage_result total; /* whole onestep_generate calls that ran every stage */
 };
 
 static double now(void)
@@ -111,7 +123,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench [--model sd-turbo|sdxl-turbo[,..]] [--model-dir PATH] [--backend B[,B..]]\n"
-            "             [--size N] [--steps N] [--stages text,unet,vae] [--repeat N] [--threads N]\n"
+            "             [--size N] [--steps N] [--stages text,unet,vae] [--repeat N] [--warmup N] [--threads N]\n"
             "             [--json FILE] [--cache DIR] [--layout diffusers|single] [--budget S] [--time-limit S]\n"
             "\n"
             "  --model       synthetic full-size models to time (default: sd-turbo,sdxl-turbo)\n"
@@ -121,7 +133,8 @@ static void usage(FILE *f)
             "  --size        image side in pixels (default 512)\n"
             "  --steps       UNet steps per run, each timed (default 1)\n"
             "  --stages      which stages to time (default text,unet,vae)\n"
-            "  --repeat      runs per stage; min and median are reported (default 3)\n"
+            "  --repeat      timed runs per stage; min and median are reported (default 3)\n"
+            "  --warmup      untimed runs first (page-in, thread start-up, weight caches; default 1)\n"
             "  --threads     threads for threaded backends (default 0 = all cores)\n"
             "  --json        write the results as JSON to FILE\n"
             "  --cache       where the synthetic models are written once (default $ONESTEP_BENCH_CACHE,\n"
@@ -178,6 +191,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     o->size = 512;
     o->steps = 1;
     o->repeat = 3;
+    o->warmup = 1;
     o->budget = 240;
     o->time_limit = 1500;
     o->layout = "diffusers";
@@ -191,7 +205,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             exit(0);
         }
         static const char *const with_value[] = {"--model", "--model-dir", "--backend", "--size", "--steps",
-                                                 "--stages", "--repeat", "--threads", "--json", "--cache",
+                                                 "--stages", "--repeat", "--warmup", "--threads", "--json", "--cache",
                                                  "--layout", "--budget", "--time-limit"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
@@ -217,6 +231,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_int(v, 1, 16, &o->steps)) return die_usage("--steps %s: 1 to 16", v);
         } else if (!strcmp(a, "--repeat")) {
             if (parse_int(v, 1, 32, &o->repeat)) return die_usage("--repeat %s: 1 to 32", v);
+        } else if (!strcmp(a, "--warmup")) {
+            if (parse_int(v, 0, 5, &o->warmup)) return die_usage("--warmup %s: 0 to 5", v);
         } else if (!strcmp(a, "--threads")) {
             if (parse_int(v, 0, 4096, &o->threads)) return die_usage("--threads %s: 0 (all cores) or more", v);
         } else if (!strcmp(a, "--stages")) {
@@ -348,6 +364,8 @@ struct timing {
     struct run_result *r;
     struct rss_peaks rss;
     const char *label;
+    int warming;       /* a warm-up or calibration run: no samples */
+    double last_text;  /* seconds of the last text encoding, warm or not */
 };
 
 static void on_progress(void *user, const struct onestep_progress *p)
@@ -364,11 +382,13 @@ static void on_progress(void *user, const struct onestep_progress *p)
     struct stage_result *st = &t->r->st[s];
     long long peak = rss_stage_end(&t->rss);
     if (peak > st->peak_rss) st->peak_rss = peak;
-    if (st->n < MAX_SAMPLES) st->secs[st->n++] = p->seconds;
+    if (s == ST_TEXT) t->last_text = p->seconds;
+    if (!t->warming && st->n < MAX_SAMPLES) st->secs[st->n++] = p->seconds;
+    const char *w = t->warming ? " (warm-up)" : "";
     if (s == ST_UNET)
-        fprintf(stderr, "bench: %s: unet step %d/%d %.3f s\n", t->label, p->step, p->steps, p->seconds);
+        fprintf(stderr, "bench: %s: unet step %d/%d %.3f s%s\n", t->label, p->step, p->steps, p->seconds, w);
     else
-        fprintf(stderr, "bench: %s: %s %.3f s\n", t->label, stage_names[s], p->seconds);
+        fprintf(stderr, "bench: %s: %s %.3f s%s\n", t->label, stage_names[s], p->seconds, w);
 }
 
 /* One generation running only the stages in `mask` (bits by ST_*). */
@@ -377,7 +397,8 @@ static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing
 {
     struct onestep_params p;
     onestep_default_params(ctx, &p);
-    p.prompt = "a photograph of an astronaut riding a horse";
+    p.prompt = PROMPT;
+    p.seed = SEED;
     p.width = p.height = o->size;
     p.steps = o->steps;
     p.progress = on_progress;
@@ -385,8 +406,12 @@ static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing
     for (int s = 0; s < NSTAGES; s++)
         if (!(mask & (1u << s))) p.skip_stages |= 1u << stage_api[s];
     struct onestep_image img;
+    double t0 = now();
     if (onestep_generate(ctx, &p, &img, err)) return -1;
+    double secs = now() - t0;
     onestep_image_free(&img);
+    struct stage_result *tot = &t->r->total;
+    if (mask == (1u << NSTAGES) - 1 && !t->warming && tot->n < MAX_SAMPLES) tot->secs[tot->n++] = secs;
     return 0;
 }
 
@@ -402,7 +427,7 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
         r->st[s].wanted = o->want[s];
         r->st[s].peak_rss = -1;
     }
-    struct timing t = {r, {0, 0}, NULL};
+    struct timing t = {r, {0, 0}, NULL, 0, 0};
     char label[160];
     snprintf(label, sizeof label, "%s/%s", model, backend);
     t.label = label;
@@ -431,14 +456,16 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
     for (int s = 0; s < NSTAGES; s++) r->st[s].gflop = gflop[s];
     const int runs_of[NSTAGES] = {1, o->steps, 1}; /* timed samples per generation */
 
-    /* calibration: text encoding once, unless this backend's rate is known
-     * or nothing will be skipped anyway */
+    /* calibration: text encoding once, untimed (it warms the text stage
+     * up), unless this backend's rate is known or nothing will be skipped */
     r->rate = rate_hint;
+    int text_warm = 0;
     if (!o->forced && r->rate <= 0) {
+        t.warming = 1;
         if (generate(ctx, o, &t, 1u << ST_TEXT, &err)) goto failed;
-        struct stage_result *st = &r->st[ST_TEXT];
-        if (st->n > 0 && st->secs[st->n - 1] > 0) r->rate = st->gflop / st->secs[st->n - 1];
-        if (!st->wanted) st->n = 0; /* a calibration, not a sample */
+        t.warming = 0;
+        text_warm = 1;
+        if (t.last_text > 0) r->rate = r->st[ST_TEXT].gflop / t.last_text;
     }
     if (!o->forced && r->rate > 0) {
         double limit = o->budget < time_left ? o->budget : time_left;
@@ -446,24 +473,26 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
             struct stage_result *st = &r->st[s];
             if (!st->wanted) continue;
             st->est_seconds = st->gflop * runs_of[s] / r->rate;
-            int left = o->repeat - st->n / runs_of[s];
-            if (left > 0 && st->est_seconds * left > limit)
+            int left = o->repeat + (s == ST_TEXT && text_warm ? 0 : o->warmup);
+            if (st->est_seconds * left > limit)
                 snprintf(st->skipped, sizeof st->skipped,
-                         "estimated %.0f s for %d more run%s at %.2f GFLOP/s (the text encoder's) > %s %.0f s; "
-                         "--backend %s forces it",
+                         "estimated %.0f s for %d run%s (warm-up included) at %.2f GFLOP/s (the text encoder's) > "
+                         "%s %.0f s; --backend %s forces it",
                          st->est_seconds * left, left, left == 1 ? "" : "s", r->rate,
                          o->budget <= time_left ? "--budget" : "the time left of --time-limit", limit, backend);
         }
     }
-    for (int rep = 0; rep < o->repeat; rep++) {
-        unsigned mask = 0;
-        for (int s = 0; s < NSTAGES; s++) {
-            const struct stage_result *st = &r->st[s];
-            if (st->wanted && !st->skipped[0] && st->n < o->repeat * runs_of[s]) mask |= 1u << s;
-        }
-        if (!mask) break;
-        if (generate(ctx, o, &t, mask, &err)) goto failed;
+    unsigned timed = 0;
+    for (int s = 0; s < NSTAGES; s++)
+        if (r->st[s].wanted && !r->st[s].skipped[0]) timed |= 1u << s;
+    t.warming = 1;
+    for (int k = 0; k < o->warmup; k++) {
+        unsigned mask = text_warm ? timed & ~(1u << ST_TEXT) : timed;
+        if (mask && generate(ctx, o, &t, mask, &err)) goto failed;
     }
+    t.warming = 0;
+    for (int rep = 0; rep < o->repeat && timed; rep++)
+        if (generate(ctx, o, &t, timed, &err)) goto failed;
     r->peak_rss = rss_overall(&t.rss);
     r->rss_per_stage = t.rss.resettable;
     onestep_free(ctx);
@@ -565,6 +594,8 @@ struct cpu {
     char model[128];
     long cores;
     char flags[1024]; /* the SIMD-relevant ones, space separated */
+    char os[200];
+    double memory;    /* bytes of RAM */
 };
 
 /* Model name and the flags that matter for our kernels, from /proc/cpuinfo
@@ -573,6 +604,10 @@ static void cpu_info(struct cpu *c)
 {
     memset(c, 0, sizeof *c);
     c->cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    c->memory = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+    struct utsname u;
+    if (uname(&u) == 0) snprintf(c->os, sizeof c->os, "%s %s %s", u.sysname, u.release, u.machine);
     static const char *const relevant[] = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
                                            "avx512dq", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile",
                                            "amx_bf16", "asimd", "fphp", "asimdhp", "asimddp", "bf16", "i8mm", "sve",
@@ -632,6 +667,12 @@ static void print_rows(const char *model, const struct run_result *r, const stru
                    st->skipped);
         }
     }
+    if (r->total.n) {
+        const struct stage_result *st = &r->total;
+        double g = r->st[ST_TEXT].gflop + o->steps * r->st[ST_UNET].gflop + r->st[ST_VAE].gflop, mn = stage_min(st);
+        printf("%-*s %-8s %7d  %-9s %9.3f %10.3f %10.3f %9.2f %10s %3d\n", model_w, model, r->backend, r->threads,
+               "total", g, mn, stage_median(st), mn > 0 ? g / mn : 0.0, "-", st->n);
+    }
     if (r->status == 0) {
         int all = 1;
         for (int s = 0; s < NSTAGES; s++) all &= r->st[s].n > 0;
@@ -678,7 +719,11 @@ static int write_json(const char *path, const struct opts *o, const struct cpu *
     if (!f) return -1;
     fprintf(f, "{\n  \"onestep_version\": \"%s\",\n  \"cpu\": {\"model\": ", ONESTEP_VERSION);
     json_string(f, cpu->model);
-    fprintf(f, ", \"cores\": %ld, \"flags\": [", cpu->cores);
+    fprintf(f, ", \"cores\": %ld, \"memory_bytes\": %.0f, \"os\": ", cpu->cores, cpu->memory);
+    json_string(f, cpu->os);
+    fprintf(f, ", \"compiler\": ");
+    json_string(f, COMPILER);
+    fprintf(f, ", \"flags\": [");
     char flags[sizeof cpu->flags];
     snprintf(flags, sizeof flags, "%s", cpu->flags);
     int first = 1;
@@ -687,9 +732,11 @@ static int write_json(const char *path, const struct opts *o, const struct cpu *
         json_string(f, tok);
         first = 0;
     }
-    fprintf(f, "]},\n  \"settings\": {\"size\": %d, \"steps\": %d, \"repeat\": %d, \"budget_seconds\": %g, "
+    fprintf(f, "]},\n  \"settings\": {\"size\": %d, \"steps\": %d, \"repeat\": %d, \"warmup\": %d, \"seed\": %d, "
+               "\"prompt\": \"%s\", \"synthetic_layout\": \"%s\", \"synthetic_dtype\": \"f16\", \"budget_seconds\": %g, "
                "\"time_limit_seconds\": %g, \"gflops_from\": \"seconds_min\"},\n  \"runs\": [",
-            o->size, o->steps, o->repeat, o->budget, o->time_limit);
+            o->size, o->steps, o->repeat, o->warmup, SEED, PROMPT, o->model_dir ? "-" : o->layout, o->budget,
+            o->time_limit);
     int firstrun = 1;
     for (int m = 0; m < o->nmodels; m++) {
         for (int b = 0; b < nb; b++) {
@@ -738,6 +785,14 @@ static int write_json(const char *path, const struct opts *o, const struct cpu *
                     json_string(f, st->skipped);
                 }
                 fprintf(f, "}");
+            }
+            if (r->total.n) {
+                const struct stage_result *st = &r->total;
+                double g = r->st[ST_TEXT].gflop + o->steps * r->st[ST_UNET].gflop + r->st[ST_VAE].gflop;
+                double mn = stage_min(st);
+                fprintf(f, ",\n       \"total\": {\"gflop\": %.9g, \"seconds_min\": %.9g, \"seconds_median\": %.9g, "
+                           "\"gflops\": %.9g, \"runs\": %d}",
+                        g, mn, stage_median(st), mn > 0 ? g / mn : 0.0, st->n);
             }
             fprintf(f, "}}");
         }
@@ -808,9 +863,11 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 
-    printf("onestep bench %s: %dx%d, %d step%s, %d repeat%s (min and median); CPU: %s, %ld cores; flags: %s\n",
-           ONESTEP_VERSION, o.size, o.size, o.steps, o.steps == 1 ? "" : "s", o.repeat, o.repeat == 1 ? "" : "s",
-           cpu.model[0] ? cpu.model : "unknown", cpu.cores, cpu.flags[0] ? cpu.flags : "-");
+    printf("onestep bench %s: %dx%d, %d step%s, seed %d, %d warm-up + %d timed run%s (min and median)\n",
+           ONESTEP_VERSION, o.size, o.size, o.steps, o.steps == 1 ? "" : "s", SEED, o.warmup, o.repeat,
+           o.repeat == 1 ? "" : "s");
+    printf("CPU: %s, %ld cores, %.1f GiB; %s; %s; flags: %s\n", cpu.model[0] ? cpu.model : "unknown", cpu.cores,
+           cpu.memory / 1073741824.0, cpu.os, COMPILER, cpu.flags[0] ? cpu.flags : "-");
     for (int m = 0; m < o.nmodels; m++)
         if ((int)strlen(labels[m]) > model_w) model_w = (int)strlen(labels[m]);
     printf("%-*s %-8s %7s  %-9s %9s %10s %10s %9s %10s %3s\n", model_w, "model", "backend", "threads", "stage", "GFLOP",
