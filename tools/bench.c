@@ -98,7 +98,8 @@ struct stage_result {
     int n; /* samples */
     double secs[MAX_SAMPLES];
     double gflop;       /* per run (UNet: per step) */
-    double est_seconds; /* per run, from the calibration rate; 0 = none */
+    double est_seconds; /* per run, estimated before it ran; 0 = none */
+    double est_rate;    /* the GFLOP/s that estimate assumed */
     long long peak_rss; /* highest stage peak over its runs; -1 unknown */
     char skipped[240];
 };
@@ -111,7 +112,7 @@ struct run_result {
     double load_seconds;
     long long peak_rss;
     int rss_per_stage; /* stage peaks are per stage (else: peak so far) */
-    double rate;       /* GFLOP/s on text encoding, 0 if not measured */
+    double rates[NSTAGES]; /* best GFLOP/s seen per stage (warm-up runs too), 0 = not run */
     struct stage_result st[NSTAGES];
     struct stage_result total; /* whole onestep_generate calls that ran every stage */
 };
@@ -369,7 +370,7 @@ struct timing {
     struct rss_peaks rss;
     const char *label;
     int warming;       /* a warm-up or calibration run: no samples */
-    double last_text;  /* seconds of the last text encoding, warm or not */
+    double best[NSTAGES]; /* fastest seconds per stage, warm-up and calibration runs included */
 };
 
 static void on_progress(void *user, const struct onestep_progress *p)
@@ -386,7 +387,7 @@ static void on_progress(void *user, const struct onestep_progress *p)
     struct stage_result *st = &t->r->st[s];
     long long peak = rss_stage_end(&t->rss);
     if (peak > st->peak_rss) st->peak_rss = peak;
-    if (s == ST_TEXT) t->last_text = p->seconds;
+    if (p->seconds > 0 && (t->best[s] == 0 || p->seconds < t->best[s])) t->best[s] = p->seconds;
     if (!t->warming && st->n < MAX_SAMPLES) st->secs[st->n++] = p->seconds;
     const char *w = t->warming ? " (warm-up)" : "";
     if (s == ST_UNET)
@@ -419,11 +420,60 @@ static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing
     return 0;
 }
 
-/* In the child: load, count, calibrate, decide, time. `rate_hint` is this
- * backend's text-encoding GFLOP/s from an earlier model (0: none); `time_left`
- * the seconds the whole bench has left. */
+/* The GFLOP/s to expect of stage s: its own rate if known, else the best
+ * one seen (for the SIMD backends the text encoder's small GEMMs are the
+ * slowest: the estimate errs towards running less). 0 if nothing is known. */
+static double expected_rate(const double rates[NSTAGES], int s)
+{
+    if (rates[s] > 0) return rates[s];
+    double best = 0;
+    for (int k = 0; k < NSTAGES; k++)
+        if (rates[k] > best) best = rates[k];
+    return best;
+}
+
+/* Decide whether stage s fits: not if its estimated time for its remaining
+ * runs exceeds the budget or the time left. */
+static void decide(const struct opts *o, struct run_result *r, int s, int runs_left, double time_left,
+                   double elapsed, const char *backend)
+{
+    struct stage_result *st = &r->st[s];
+    const int per_gen = s == ST_UNET ? o->steps : 1;
+    double rate = expected_rate(r->rates, s);
+    if (!st->wanted || o->forced || rate <= 0) return;
+    st->est_rate = rate;
+    st->est_seconds = st->gflop * per_gen / rate;
+    double left = time_left - elapsed, limit = o->budget < left ? o->budget : left;
+    if (st->est_seconds * runs_left > limit)
+        snprintf(st->skipped, sizeof st->skipped,
+                 "estimated %.3g s for %d run%s (warm-up included) at %.3g GFLOP/s > %s %.3g s; --backend %s forces it",
+                 st->est_seconds * runs_left, runs_left, runs_left == 1 ? "" : "s", rate,
+                 o->budget <= left ? "--budget" : "the time left of --time-limit", limit, backend);
+}
+
+/* Fold the fastest times seen so far into the per-stage rates (the UNet's
+ * times and GFLOP are both per step). */
+static void update_rates(struct run_result *r, const struct timing *t)
+{
+    for (int s = 0; s < NSTAGES; s++) {
+        if (t->best[s] <= 0 || r->st[s].gflop <= 0) continue;
+        double rate = r->st[s].gflop / t->best[s];
+        if (rate > r->rates[s]) r->rates[s] = rate;
+    }
+}
+
+/* In the child: load, calibrate, decide, warm up, time. `hint` holds this
+ * backend's per-stage GFLOP/s from an earlier model (0: unknown);
+ * `time_left` the seconds the whole bench has left.
+ *
+ * Decisions are made as late as possible, each with the best rate known by
+ * then: the text encoder is run twice untimed (cold, then warm) when
+ * nothing is known; the UNet is decided from that and warmed up; the VAE
+ * is decided from the UNet's warm-up (closer to a VAE's large
+ * convolutions than the text encoder's small GEMMs) and warmed up; then
+ * the timed runs. */
 static void run_one(const struct opts *o, const char *model, const char *path, const double gflop[NSTAGES],
-                    const char *backend, double rate_hint, double time_left, struct run_result *r)
+                    const char *backend, const double hint[NSTAGES], double time_left, struct run_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->backend, sizeof r->backend, "%s", backend);
@@ -431,7 +481,7 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
         r->st[s].wanted = o->want[s];
         r->st[s].peak_rss = -1;
     }
-    struct timing t = {r, {0, 0}, NULL, 0, 0};
+    struct timing t = {r, {0, 0}, NULL, 0, {0}};
     char label[160];
     snprintf(label, sizeof label, "%s/%s", model, backend);
     t.label = label;
@@ -457,46 +507,51 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
     snprintf(r->backend, sizeof r->backend, "%s", info.backend);
     r->threads = info.threads;
 
-    for (int s = 0; s < NSTAGES; s++) r->st[s].gflop = gflop[s];
-    const int runs_of[NSTAGES] = {1, o->steps, 1}; /* timed samples per generation */
+    for (int s = 0; s < NSTAGES; s++) {
+        r->st[s].gflop = gflop[s];
+        r->rates[s] = hint[s];
+    }
+    const double start = now();
+    int warm[NSTAGES] = {0}; /* untimed runs each stage has had */
 
-    /* calibration: text encoding once, untimed (it warms the text stage
-     * up), unless this backend's rate is known or nothing will be skipped */
-    r->rate = rate_hint;
-    int text_warm = 0;
-    if (!o->forced && r->rate <= 0) {
+    if (!o->forced && expected_rate(r->rates, ST_TEXT) <= 0) {
         t.warming = 1;
-        if (generate(ctx, o, &t, 1u << ST_TEXT, &err)) goto failed;
-        t.warming = 0;
-        text_warm = 1;
-        if (t.last_text > 0) r->rate = r->st[ST_TEXT].gflop / t.last_text;
+        for (int k = 0; k < 2; k++)
+            if (generate(ctx, o, &t, 1u << ST_TEXT, &err)) goto failed;
+        warm[ST_TEXT] = 2;
+        update_rates(r, &t);
     }
-    if (!o->forced && r->rate > 0) {
-        double limit = o->budget < time_left ? o->budget : time_left;
-        for (int s = 0; s < NSTAGES; s++) {
-            struct stage_result *st = &r->st[s];
-            if (!st->wanted) continue;
-            st->est_seconds = st->gflop * runs_of[s] / r->rate;
-            int left = o->repeat + (s == ST_TEXT && text_warm ? 0 : o->warmup);
-            if (st->est_seconds * left > limit)
-                snprintf(st->skipped, sizeof st->skipped,
-                         "estimated %.0f s for %d run%s (warm-up included) at %.2f GFLOP/s (the text encoder's) > "
-                         "%s %.0f s; --backend %s forces it",
-                         st->est_seconds * left, left, left == 1 ? "" : "s", r->rate,
-                         o->budget <= time_left ? "--budget" : "the time left of --time-limit", limit, backend);
-        }
+    /* text and UNet now; the VAE after the UNet's warm-up */
+    for (int s = ST_TEXT; s <= ST_UNET; s++) {
+        int more = warm[s] >= o->warmup ? 0 : o->warmup - warm[s];
+        decide(o, r, s, o->repeat + more, time_left, now() - start, backend);
     }
+    t.warming = 1;
+    unsigned first = 0;
+    for (int s = ST_TEXT; s <= ST_UNET; s++)
+        if (r->st[s].wanted && !r->st[s].skipped[0] && warm[s] < o->warmup) first |= 1u << s;
+    if (first) {
+        if (generate(ctx, o, &t, first, &err)) goto failed;
+        for (int s = ST_TEXT; s <= ST_UNET; s++) warm[s] += (first >> s) & 1;
+        update_rates(r, &t);
+    }
+    decide(o, r, ST_VAE, o->repeat + o->warmup, time_left, now() - start, backend);
     unsigned timed = 0;
     for (int s = 0; s < NSTAGES; s++)
         if (r->st[s].wanted && !r->st[s].skipped[0]) timed |= 1u << s;
-    t.warming = 1;
+    /* the remaining warm-ups: the VAE's first, then whatever --warmup asks */
     for (int k = 0; k < o->warmup; k++) {
-        unsigned mask = text_warm ? timed & ~(1u << ST_TEXT) : timed;
-        if (mask && generate(ctx, o, &t, mask, &err)) goto failed;
+        unsigned mask = 0;
+        for (int s = 0; s < NSTAGES; s++)
+            if (((timed >> s) & 1) && warm[s] <= k) mask |= 1u << s;
+        if (!mask) continue;
+        if (generate(ctx, o, &t, mask, &err)) goto failed;
+        for (int s = 0; s < NSTAGES; s++) warm[s] += (mask >> s) & 1;
     }
     t.warming = 0;
     for (int rep = 0; rep < o->repeat && timed; rep++)
         if (generate(ctx, o, &t, timed, &err)) goto failed;
+    update_rates(r, &t);
     r->peak_rss = rss_overall(&t.rss);
     r->rss_per_stage = t.rss.resettable;
     onestep_free(ctx);
@@ -510,7 +565,7 @@ failed:
 
 /* Run run_one in a child process; the result comes back through a pipe. */
 static void run_child(const struct opts *o, const char *model, const char *path, const double gflop[NSTAGES],
-                      const char *backend, double rate_hint, double time_left, struct run_result *r)
+                      const char *backend, const double hint[NSTAGES], double time_left, struct run_result *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->backend, sizeof r->backend, "%s", backend);
@@ -533,7 +588,7 @@ static void run_child(const struct opts *o, const char *model, const char *path,
         close(fd[0]);
         struct run_result *mine = calloc(1, sizeof *mine);
         if (!mine) _exit(3);
-        run_one(o, model, path, gflop, backend, rate_hint, time_left, mine);
+        run_one(o, model, path, gflop, backend, hint, time_left, mine);
         const char *p = (const char *)mine;
         size_t left = sizeof *mine;
         while (left > 0) {
@@ -709,9 +764,10 @@ static double ref_seconds(const struct run_result *ref, int s, int *estimated)
     *estimated = 0;
     if (!ref || ref->status != 0) return 0;
     if (ref->st[s].n) return stage_min(&ref->st[s]);
-    if (ref->rate > 0) {
+    double rate = expected_rate(ref->rates, s);
+    if (rate > 0) {
         *estimated = 1;
-        return ref->st[s].gflop / ref->rate;
+        return ref->st[s].gflop / rate;
     }
     return 0;
 }
@@ -763,7 +819,6 @@ static int write_json(const char *path, const struct opts *o, const struct cpu *
             }
             fprintf(f, ", \"threads\": %d, \"load_seconds\": %.4f, \"peak_rss_bytes\": %lld", r->threads,
                     r->load_seconds, r->peak_rss);
-            if (r->rate > 0) fprintf(f, ", \"text_gflops_for_estimates\": %.4f", r->rate);
             fprintf(f, ",\n     \"stages\": {");
             int firststage = 1;
             for (int s = 0; s < NSTAGES; s++) {
@@ -783,7 +838,9 @@ static int write_json(const char *path, const struct opts *o, const struct cpu *
                         fprintf(f, ", \"peak_rss_bytes\": %lld, \"peak_rss_is\": \"%s\"", st->peak_rss,
                                 r->rss_per_stage ? "stage" : "so far");
                 }
-                if (st->est_seconds > 0) fprintf(f, ", \"estimated_seconds\": %.3f", st->est_seconds);
+                if (st->est_seconds > 0)
+                    fprintf(f, ", \"estimated_seconds\": %.3f, \"estimated_at_gflops\": %.4f", st->est_seconds,
+                            st->est_rate);
                 if (st->skipped[0]) {
                     fprintf(f, ", \"skipped\": ");
                     json_string(f, st->skipped);
@@ -879,7 +936,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     static struct run_result res[MAX_MODELS][MAX_BACKENDS];
-    double rate[MAX_BACKENDS] = {0};
+    static double rates[MAX_BACKENDS][NSTAGES];
     int unavailable[MAX_BACKENDS] = {0};
     for (int m = 0; m < o.nmodels; m++) {
         for (int b = 0; b < o.nbackends; b++) {
@@ -889,9 +946,10 @@ int main(int argc, char **argv)
                 continue;
             }
             double left = o.time_limit - (now() - t_start);
-            run_child(&o, labels[m], paths[m], gflop[m], o.backends[b], rate[b], left > 0 ? left : 0, r);
+            run_child(&o, labels[m], paths[m], gflop[m], o.backends[b], rates[b], left > 0 ? left : 0, r);
             if (r->status == 1) unavailable[b] = 1;
-            if (r->rate > 0) rate[b] = r->rate;
+            for (int s = 0; s < NSTAGES; s++)
+                if (r->rates[s] > rates[b][s]) rates[b][s] = r->rates[s];
             print_rows(labels[m], r, &o);
             fflush(stdout);
         }
