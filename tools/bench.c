@@ -432,6 +432,12 @@ static double expected_rate(const double rates[NSTAGES], int s)
     return best;
 }
 
+/* "6440 s", "12.5 s", "0.097 s". */
+static void seconds_str(double x, char *buf, size_t len)
+{
+    snprintf(buf, len, x >= 100 ? "%.0f s" : "%.3g s", x);
+}
+
 /* Decide whether stage s fits: not if its estimated time for its remaining
  * runs exceeds the budget or the time left. */
 static void decide(const struct opts *o, struct run_result *r, int s, int runs_left, double time_left,
@@ -444,11 +450,15 @@ static void decide(const struct opts *o, struct run_result *r, int s, int runs_l
     st->est_rate = rate;
     st->est_seconds = st->gflop * per_gen / rate;
     double left = time_left - elapsed, limit = o->budget < left ? o->budget : left;
-    if (st->est_seconds * runs_left > limit)
+    if (st->est_seconds * runs_left > limit) {
+        char est[32], lim[32];
+        seconds_str(st->est_seconds * runs_left, est, sizeof est);
+        seconds_str(limit, lim, sizeof lim);
         snprintf(st->skipped, sizeof st->skipped,
-                 "estimated %.3g s for %d run%s (warm-up included) at %.3g GFLOP/s > %s %.3g s; --backend %s forces it",
-                 st->est_seconds * runs_left, runs_left, runs_left == 1 ? "" : "s", rate,
-                 o->budget <= left ? "--budget" : "the time left of --time-limit", limit, backend);
+                 "estimated %s for %d run%s (warm-up included) at %.3g GFLOP/s > %s %s; --backend %s forces it", est,
+                 runs_left, runs_left == 1 ? "" : "s", rate, o->budget <= left ? "--budget" : "the time left of --time-limit",
+                 lim, backend);
+    }
 }
 
 /* Fold the fastest times seen so far into the per-stage rates (the UNet's
