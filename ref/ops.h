@@ -130,8 +130,13 @@ const struct ops *ops_ref(void);
 const struct ops *ops_null(void);
 
 /* Backend by name: "ref", "avx2", "avx512", "neon", "cuda", or "auto" (the
- * fastest this CPU supports). NULL with a message if unknown or unavailable. */
+ * fastest this CPU supports). NULL with a message if unknown or unavailable.
+ * threads <= 0 means one per online processor. Tables live until exit. */
 struct os_err;
 const struct ops *ops_by_name(const char *name, int threads, struct os_err *err);
+
+/* One line for --version / -v: the backend, its threads and options, and the
+ * CPU features detected. Valid as long as the table. */
+const char *ops_describe(const struct ops *o);
 
 #endif
