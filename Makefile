@@ -3,6 +3,7 @@
 #   make             build ./onestep and the tools
 #   make test        build and run every test (tests/test_*.c)
 #   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
+#   make neon-test   cross-build the library and kernel tests for arm64 and run them under qemu (build-aarch64/)
 #   make clean
 #
 # Variables: CC (gcc or clang), BUILD (object directory, so several builds can
@@ -26,20 +27,31 @@ MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff
+PROGRAMS := onestep tensordiff peakflops
 BIN ?= .
-LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) simd/select.c
+# simd/: select.c, cpu.c, scratch.c are plain C; every other simd/*.c is a
+# kernel source compiled once per instruction set (SIMD_ISAS) with that
+# set's -m flags and OpenMP, into $(BUILD)/simd/<isa>/.
+SIMD_COMMON_SRC := simd/select.c simd/cpu.c simd/scratch.c
+SIMD_KERNEL_SRC := $(filter-out $(SIMD_COMMON_SRC),$(wildcard simd/*.c))
+SIMD_ISAS := $(if $(findstring x86_64,$(MACHINE)),avx512 avx2,$(if $(findstring aarch64,$(MACHINE)),neon,))
+SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+SIMD_FLAGS_avx2 := -mavx2 -mfma -mf16c
+SIMD_FLAGS_neon :=
+OMP := -fopenmp
+LIB_SRC := $(wildcard ref/*.c) $(wildcard weights/*.c) $(SIMD_COMMON_SRC)
 TOOL_LIB_SRC := $(wildcard tools/lib/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_LIB_SRC := $(wildcard tests/lib/*.c)
 
-LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC)) \
+           $(foreach isa,$(SIMD_ISAS),$(patsubst simd/%.c,$(BUILD)/simd/$(isa)/%.o,$(SIMD_KERNEL_SRC)))
 TOOL_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TOOL_LIB_SRC))
 TEST_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_LIB_SRC))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libonestep.a
 
-.PHONY: all test sanitize clean
+.PHONY: all test sanitize neon-test clean
 .SECONDARY:
 PROG_BIN := $(patsubst %,$(BIN)/%,$(PROGRAMS))
 all: $(PROG_BIN)
@@ -48,15 +60,22 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(REF_FLAGS) $(CFLAGS) -c $< -o $@
 
+define simd_isa_rule
+$(BUILD)/simd/$(1)/%.o: simd/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(BASE_CFLAGS) $$(SIMD_FLAGS_$(1)) $$(OMP) $$(CFLAGS) -c $$< -o $$@
+endef
+$(foreach isa,$(SIMD_ISAS),$(eval $(call simd_isa_rule,$(isa))))
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(PROG_BIN): $(BIN)/%: $(BUILD)/tools/%.o $(TOOL_LIB_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB_OBJ) $(TOOL_LIB_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
 test: all $(TEST_BIN)
 	@V=$(V) ONESTEP_BIN=$(BIN) tests/run.sh $(BUILD)/tests
@@ -64,6 +83,17 @@ test: all $(TEST_BIN)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 sanitize:
 	$(MAKE) BUILD=build-asan BIN=build-asan OPT=-O1 CFLAGS="$(SAN)" LDFLAGS="$(SAN)" test
+
+# NEON: the library and the tests that need no zlib/stb (the kernel parity
+# tests among them), cross-compiled and run under qemu-user. Needs Debian's
+# gcc-aarch64-linux-gnu and qemu-user.
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+QEMU_AARCH64 ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+NEON_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_simd_*.c)) test_json test_safetensors
+neon-test:
+	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread" \
+		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
+	TEST_RUNNER="$(QEMU_AARCH64)" tests/run.sh build-aarch64/tests
 
 clean:
 	rm -rf build build-* $(PROGRAMS)

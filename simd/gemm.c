@@ -1,0 +1,271 @@
+/* gemm.c — packing, blocking and threading around the micro-kernel (gemm.h).
+ *
+ * Loop nest (one parallel team for the whole product):
+ *   for each k block (<= GEMM_KC):
+ *       pack all of A's panels for this k block            (threads split panels)
+ *       for each block of <= GEMM_NCP B panels:
+ *           pack those B panels                            (threads split panels)
+ *           for each work item (MC rows of A x one B panel): (threads split items)
+ *               for each A panel of the item: micro-kernel
+ * so each element of A and B is converted and packed exactly once, the B
+ * panel of a work item stays in L1 while MC/MR tiles stream past it, and
+ * the threads never write the same C element. */
+#include <omp.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "scratch.h"
+
+/* ---- loading stored rows of any float dtype ---- */
+
+VINLINE vf load_dt(const void *p, enum dtype dt)
+{
+    switch (dt) {
+    case DT_F16: return vf_load_f16(p);
+    case DT_BF16: return vf_load_bf16(p);
+    default: return vf_load_f32u(p);
+    }
+}
+
+static inline float get_dt(const void *base, size_t i, enum dtype dt)
+{
+    const unsigned char *p = base;
+    uint16_t h;
+    float f;
+    switch (dt) {
+    case DT_F16: memcpy(&h, p + 2 * i, 2); return f16_to_f32(h);
+    case DT_BF16: memcpy(&h, p + 2 * i, 2); return bf16_to_f32(h);
+    default: memcpy(&f, p + 4 * i, 4); return f;
+    }
+}
+
+static inline size_t dt_size(enum dtype dt)
+{
+    return dt == DT_F16 || dt == DT_BF16 ? 2 : 4;
+}
+
+/* dst[k * W + i] = src row (r0 + i), element k0 + k, for i < nrows (zero for
+ * nrows <= i < W), k < kc. Whole VL x VL blocks go through an in-register
+ * transpose; when W is not a multiple of VL (then W < VL) each store writes a
+ * full vector and the next row's store overwrites the spill, so the panel
+ * needs VL floats of slack after it. */
+VINLINE void pack_t_dt(float *dst, const int W, const unsigned char *src, enum dtype dt, size_t ld, int r0, int nrows,
+                       int k0, int kc)
+{
+    const size_t es = dt_size(dt);
+    int k = 0;
+    for (; k + VL <= kc; k += VL) {
+        for (int g = 0; g < W; g += VL) {
+            vf r[VL];
+            for (int t = 0; t < VL; t++) {
+                int i = g + t;
+                r[t] = i < nrows ? load_dt(src + ((size_t)(r0 + i) * ld + (size_t)(k0 + k)) * es, dt) : vf_zero();
+            }
+            vf_transpose(r);
+            for (int t = 0; t < VL; t++) vf_store(dst + (size_t)(k + t) * W + g, r[t]);
+        }
+    }
+    for (; k < kc; k++)
+        for (int i = 0; i < W; i++)
+            dst[(size_t)k * W + i] = i < nrows ? get_dt(src, (size_t)(r0 + i) * ld + (size_t)(k0 + k), dt) : 0.0f;
+}
+
+static void pack_t(float *dst, const int W, const void *src, enum dtype dt, size_t ld, int r0, int nrows, int k0,
+                   int kc)
+{
+    /* one instantiation per (width, dtype) so the inner loops are branch-free */
+    if (W == GEMM_MR) {
+        switch (dt) {
+        case DT_F16: pack_t_dt(dst, GEMM_MR, src, DT_F16, ld, r0, nrows, k0, kc); return;
+        case DT_BF16: pack_t_dt(dst, GEMM_MR, src, DT_BF16, ld, r0, nrows, k0, kc); return;
+        default: pack_t_dt(dst, GEMM_MR, src, DT_F32, ld, r0, nrows, k0, kc); return;
+        }
+    }
+    switch (dt) {
+    case DT_F16: pack_t_dt(dst, GEMM_NR, src, DT_F16, ld, r0, nrows, k0, kc); return;
+    case DT_BF16: pack_t_dt(dst, GEMM_NR, src, DT_BF16, ld, r0, nrows, k0, kc); return;
+    default: pack_t_dt(dst, GEMM_NR, src, DT_F32, ld, r0, nrows, k0, kc); return;
+    }
+}
+
+_Static_assert(GEMM_MR <= VL || GEMM_MR % VL == 0, "pack_t's overlapping stores need W <= VL or W % VL == 0");
+_Static_assert(GEMM_NR % VL == 0, "NR is whole vectors");
+
+/* B[k][n] = src[k * ld + n] (f32): rows are already vectors. */
+static void pack_b_rows(float *dst, const float *src, size_t ld, int n0, int nvalid, int k0, int kc)
+{
+    for (int k = 0; k < kc; k++) {
+        const float *s = src + (size_t)(k0 + k) * ld + n0;
+        float *d = dst + (size_t)k * GEMM_NR;
+        if (nvalid == GEMM_NR) {
+            for (int j = 0; j < GEMM_NV; j++) vf_store(d + j * VL, vf_load(s + j * VL));
+        } else {
+            for (int j = 0; j < GEMM_NR; j++) d[j] = j < nvalid ? s[j] : 0.0f;
+        }
+    }
+}
+
+/* Implicit im2col: the panel of NR output pixels n0.. for kernel taps k0..
+ * A run of NR pixels on one output row at stride 1 reads NR contiguous
+ * input floats (the common case); everything else is gathered one by one. */
+static void pack_b_im2col(float *dst, const float *x, const struct conv2d_shape *s, int n0, int nvalid, int k0,
+                          int kc)
+{
+    const int OW = conv2d_out_w(s), taps = s->KH * s->KW;
+    const int oy0 = n0 / OW, ox0 = n0 % OW;
+    const int one_row = s->stride == 1 && nvalid == GEMM_NR && ox0 + GEMM_NR <= OW;
+    int oy[GEMM_NR], ox[GEMM_NR];
+    for (int j = 0; j < GEMM_NR; j++) {
+        oy[j] = (n0 + j) / OW;
+        ox[j] = (n0 + j) % OW;
+    }
+    for (int kk = 0; kk < kc; kk++) {
+        int k = k0 + kk, c = k / taps, ky = (k % taps) / s->KW, kx = k % s->KW;
+        float *d = dst + (size_t)kk * GEMM_NR;
+        const float *plane = x + (size_t)c * s->H * s->W;
+        if (one_row) {
+            int iy = oy0 + ky - s->pad_top, ix = ox0 + kx - s->pad_left;
+            if (iy < 0 || iy >= s->H) {
+                for (int j = 0; j < GEMM_NV; j++) vf_store(d + j * VL, vf_zero());
+                continue;
+            }
+            if (ix >= 0 && ix + GEMM_NR <= s->W) {
+                const float *row = plane + (size_t)iy * s->W + ix;
+                for (int j = 0; j < GEMM_NV; j++) vf_store(d + j * VL, vf_load(row + j * VL));
+                continue;
+            }
+        }
+        for (int j = 0; j < GEMM_NR; j++) {
+            float v = 0.0f;
+            if (j < nvalid) {
+                int iy = oy[j] * s->stride + ky - s->pad_top, ix = ox[j] * s->stride + kx - s->pad_left;
+                if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W) v = plane[(size_t)iy * s->W + ix];
+            }
+            d[j] = v;
+        }
+    }
+}
+
+/* ---- the driver ---- */
+
+struct gemm_plan {
+    const struct gemm_op *g;
+    int nkb, kcb;        /* k blocks and their (balanced) size */
+    int mp, np, ncp;     /* A panels, B panels, B panels per block */
+    size_t a_ps, b_ps;   /* panel strides in the pack buffers */
+    float *abuf, *bbuf;
+};
+
+static void pack_a_panel(const struct gemm_plan *pl, int p, int k0, int kc)
+{
+    const struct gemm_op *g = pl->g;
+    int m0 = p * GEMM_MR, rows = g->M - m0 < GEMM_MR ? g->M - m0 : GEMM_MR;
+    pack_t(pl->abuf + (size_t)p * pl->a_ps, GEMM_MR, g->a.p, g->a.dt, g->a.ld, m0, rows, k0, kc);
+}
+
+static void pack_b_panel(const struct gemm_plan *pl, int q, float *dst, int k0, int kc)
+{
+    const struct gemm_op *g = pl->g;
+    int n0 = q * GEMM_NR, cols = g->N - n0 < GEMM_NR ? g->N - n0 : GEMM_NR;
+    switch (g->b_kind) {
+    case GEMM_B_ROWS: pack_b_rows(dst, g->b.p, g->b.ld, n0, cols, k0, kc); break;
+    case GEMM_B_ROWS_T: pack_t(dst, GEMM_NR, g->b.p, g->b.dt, g->b.ld, n0, cols, k0, kc); break;
+    case GEMM_B_IM2COL: pack_b_im2col(dst, g->b.p, g->b.conv, n0, cols, k0, kc); break;
+    case GEMM_B_PACKED: break;
+    }
+}
+
+/* One MR x NR tile: A panel p, B panel q (pointers already at k0). */
+static void do_tile(const struct gemm_op *g, int p, int q, const float *a, const float *b, int kc, int first)
+{
+    const int m0 = p * GEMM_MR, n0 = q * GEMM_NR;
+    const int mr = g->M - m0 < GEMM_MR ? g->M - m0 : GEMM_MR;
+    const int nr = g->N - n0 < GEMM_NR ? g->N - n0 : GEMM_NR;
+    float *c = g->c + (size_t)m0 * g->ldc + n0;
+    /* the first k block starts from res + bias, later ones from C */
+    const float *cin = first ? (g->res ? g->res + (size_t)m0 * g->ldc + n0 : NULL) : c;
+    const float *bn = first && g->bias_n ? g->bias_n + n0 : NULL;
+    const float *bm = first && g->bias_m ? g->bias_m + m0 : NULL;
+    if (mr == GEMM_MR && nr == GEMM_NR) {
+        gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
+        return;
+    }
+    /* edge tile: through a full-size buffer, padded with zeros */
+    float tile[GEMM_MR * GEMM_NR], bnp[GEMM_NR], bmp[GEMM_MR];
+    memset(tile, 0, sizeof tile);
+    if (cin)
+        for (int i = 0; i < mr; i++) memcpy(tile + i * GEMM_NR, cin + (size_t)i * g->ldc, (size_t)nr * sizeof(float));
+    if (bn) {
+        memset(bnp, 0, sizeof bnp);
+        memcpy(bnp, bn, (size_t)nr * sizeof(float));
+    }
+    if (bm) {
+        memset(bmp, 0, sizeof bmp);
+        memcpy(bmp, bm, (size_t)mr * sizeof(float));
+    }
+    gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, b, GEMM_NR, tile, GEMM_NR, tile, GEMM_NR, bn ? bnp : NULL,
+              bm ? bmp : NULL);
+    for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * GEMM_NR, (size_t)nr * sizeof(float));
+}
+
+static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
+{
+    const struct gemm_op *g = pl->g;
+    for (int kb = 0; kb < pl->nkb; kb++) {
+        const int k0 = kb * pl->kcb, kc = g->K - k0 < pl->kcb ? g->K - k0 : pl->kcb;
+        if (g->a_kind != GEMM_A_PACKED) {
+            for (int p = tid; p < pl->mp; p += nt) pack_a_panel(pl, p, k0, kc);
+        }
+        for (int q0 = 0; q0 < pl->np; q0 += pl->ncp) {
+            const int nq = pl->np - q0 < pl->ncp ? pl->np - q0 : pl->ncp;
+            if (g->b_kind != GEMM_B_PACKED) {
+                for (int q = tid; q < nq; q += nt) pack_b_panel(pl, q0 + q, pl->bbuf + (size_t)q * pl->b_ps, k0, kc);
+            }
+            if (nt > 1) {
+#pragma omp barrier
+            }
+            const int nic = (pl->mp + GEMM_MCP - 1) / GEMM_MCP;
+            const long items = (long)nic * nq;
+            const long it0 = items * tid / nt, it1 = items * (tid + 1) / nt;
+            for (long it = it0; it < it1; it++) {
+                const int ic = (int)(it / nq), q = (int)(it % nq);
+                const float *b = g->b_kind == GEMM_B_PACKED
+                                     ? g->b_packed + (size_t)(q0 + q) * g->b_pstride + (size_t)k0 * GEMM_NR
+                                     : pl->bbuf + (size_t)q * pl->b_ps;
+                const int p1 = (ic + 1) * GEMM_MCP < pl->mp ? (ic + 1) * GEMM_MCP : pl->mp;
+                for (int p = ic * GEMM_MCP; p < p1; p++) {
+                    const float *a = g->a_kind == GEMM_A_PACKED
+                                         ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
+                                         : pl->abuf + (size_t)p * pl->a_ps;
+                    do_tile(g, p, q0 + q, a, b, kc, kb == 0);
+                }
+            }
+            if (nt > 1) {
+#pragma omp barrier
+            }
+        }
+    }
+}
+
+void SX(gemm_run)(const struct gemm_op *g, int threads)
+{
+    if (g->M <= 0 || g->N <= 0) return;
+    struct gemm_plan pl = {.g = g};
+    pl.nkb = g->K > 0 ? (g->K + GEMM_KC - 1) / GEMM_KC : 1;
+    pl.kcb = g->K > 0 ? (g->K + pl.nkb - 1) / pl.nkb : 0;
+    pl.mp = (g->M + GEMM_MR - 1) / GEMM_MR;
+    pl.np = (g->N + GEMM_NR - 1) / GEMM_NR;
+    pl.ncp = pl.np < GEMM_NCP ? pl.np : GEMM_NCP;
+    pl.a_ps = (size_t)pl.kcb * GEMM_MR + VL;
+    pl.b_ps = (size_t)pl.kcb * GEMM_NR + VL;
+    if (g->a_kind != GEMM_A_PACKED) pl.abuf = simd_scratch(SCRATCH_A, (size_t)pl.mp * pl.a_ps * sizeof(float));
+    if (g->b_kind != GEMM_B_PACKED) pl.bbuf = simd_scratch(SCRATCH_B, (size_t)pl.ncp * pl.b_ps * sizeof(float));
+    /* below ~100k multiply-adds a second thread costs more than it brings */
+    double work = (double)g->M * g->N * (g->K + 1);
+    if (threads > 1 && work > 1e5) {
+#pragma omp parallel num_threads(threads)
+        gemm_worker(&pl, omp_get_thread_num(), omp_get_num_threads());
+    } else {
+        gemm_worker(&pl, 0, 1);
+    }
+}

@@ -1,0 +1,314 @@
+/* winograd.c — 3x3 stride-1 convolution through Winograd F(4x4, 3x3).
+ *
+ * Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016):
+ * a 4x4 output tile of a 3x3 convolution is
+ *     Y = A^T [ sum_c (G g_c G^T) ⊙ (B^T d_c B) ] A
+ * where d_c is the 6x6 input tile of channel c and g_c the 3x3 filter; with
+ * the interpolation points 0, ±1, ±2 (and infinity) the matrices are
+ *     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *            0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+ *            1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * The channel sum becomes 36 independent matrix products (one per position
+ * xi of the 6x6 transform domain), M_xi[oc][tile] = U_xi[oc][c] V_xi[c][tile],
+ * which run on the GEMM core: 36 products of C multiply-adds per 16 outputs
+ * instead of 9 x 16, 4x fewer.
+ *
+ * Error: every step is a short sum with small integer or simple fractional
+ * coefficients, so the result is within a modest multiple of
+ * u |A^T| (sum_c |G||g_c||G^T| ⊙ |B^T||d_c||B|) |A| of the exact value —
+ * larger than direct convolution's u sum|w x| because the transform
+ * matrices have entries up to 8 (tests/test_simd_conv.c evaluates this bound
+ * per output element and checks against it).
+ *
+ * Data flow per call: the weights are transformed once into U, already in
+ * the GEMM's packed-A layout; the output tiles are cut into chunks, and per
+ * chunk a thread transforms the input tiles straight into the packed-B
+ * layout (V), runs the 36 products into M, and transforms M back into the
+ * output rows, adding bias and residual. Tiles are numbered row by row with
+ * each tile row padded to whole vectors, so VL neighbouring tiles always
+ * share a row and transform together, one tile per vector lane. */
+#include <omp.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "kernels.h"
+
+/* ---- the three 1-D transforms, on vectors (one tile per lane) ---- */
+
+/* (B^T d) for one column d[0..5] */
+VINLINE void bt6(const vf d[6], vf o[6])
+{
+    o[0] = vf_fma(vf_set1(4.0f), d[0], vf_fma(vf_set1(-5.0f), d[2], d[4]));
+    o[1] = vf_fma(vf_set1(-4.0f), vf_add(d[1], d[2]), vf_add(d[3], d[4]));
+    o[2] = vf_fma(vf_set1(4.0f), vf_sub(d[1], d[2]), vf_sub(d[4], d[3]));
+    o[3] = vf_fma(vf_set1(2.0f), vf_sub(d[3], d[1]), vf_sub(d[4], d[2]));
+    o[4] = vf_fma(vf_set1(2.0f), vf_sub(d[1], d[3]), vf_sub(d[4], d[2]));
+    o[5] = vf_fma(vf_set1(4.0f), d[1], vf_fma(vf_set1(-5.0f), d[3], d[5]));
+}
+
+/* (G g) for one column g[0..2] */
+VINLINE void g3(const vf g[3], vf o[6])
+{
+    vf s02 = vf_add(g[0], g[2]);
+    o[0] = vf_mul(vf_set1(0.25f), g[0]);
+    o[1] = vf_mul(vf_set1(-1.0f / 6.0f), vf_add(s02, g[1]));
+    o[2] = vf_mul(vf_set1(-1.0f / 6.0f), vf_sub(s02, g[1]));
+    vf p = vf_fma(vf_set1(1.0f / 24.0f), g[0], vf_mul(vf_set1(1.0f / 6.0f), g[2]));
+    o[3] = vf_fma(vf_set1(1.0f / 12.0f), g[1], p);
+    o[4] = vf_fma(vf_set1(-1.0f / 12.0f), g[1], p);
+    o[5] = g[2];
+}
+
+/* (A^T m) for one column m[0..5] */
+VINLINE void at4(const vf m[6], vf o[4])
+{
+    vf a = vf_add(m[1], m[2]), b = vf_sub(m[1], m[2]);
+    vf c = vf_add(m[3], m[4]), d = vf_sub(m[3], m[4]);
+    o[0] = vf_add(vf_add(m[0], a), c);
+    o[1] = vf_fma(vf_set1(2.0f), d, b);
+    o[2] = vf_fma(vf_set1(4.0f), c, a);
+    o[3] = vf_add(vf_fma(vf_set1(8.0f), d, b), m[5]);
+}
+
+/* ---- weights: U[xi][oc panel][c][MR] ---- */
+
+#define TAP_BLOCKS ((9 + VL - 1) / VL) /* vectors that hold one filter's 9 taps */
+
+struct wino_plan {
+    const struct conv2d_shape *s;
+    int OH, OW, nty, ntx, ntxp; /* output tiles; tile rows padded to ntxp (a multiple of VL) */
+    long ntiles;                /* nty * ntxp */
+    int mp;                     /* U panels (MR output channels each) */
+    size_t ups;                 /* U panel stride */
+    float *U;
+    int tc;                     /* tiles per chunk (a multiple of NR) */
+};
+
+/* Filter taps of VL output channels oc0.. (fewer at the end: zeros) for
+ * input channel c, as 9 vectors tap[k] lane i = w[oc0 + i][c][k]. */
+static void load_taps(const struct tensor *w, int C, int OC, int oc0, int c, vf tap[TAP_BLOCKS * VL])
+{
+    const unsigned char *base = w->data;
+    const size_t es = dtype_size(w->dtype), total = (size_t)OC * C * 9;
+    for (int b = 0; b < TAP_BLOCKS; b++) {
+        vf r[VL];
+        for (int i = 0; i < VL; i++) {
+            int oc = oc0 + i;
+            if (oc >= OC) {
+                r[i] = vf_zero();
+                continue;
+            }
+            size_t at = ((size_t)oc * C + c) * 9 + (size_t)b * VL;
+            if (at + VL <= total) {
+                switch (w->dtype) {
+                case DT_F16: r[i] = vf_load_f16(base + at * es); break;
+                case DT_BF16: r[i] = vf_load_bf16(base + at * es); break;
+                default: r[i] = vf_load_f32u(base + at * es); break;
+                }
+            } else { /* the tensor's last filter: do not read past its end */
+                float buf[VL] = {0};
+                tensor_read_f32(w, (int64_t)at, (int64_t)(total - at), buf);
+                r[i] = vf_load(buf);
+            }
+        }
+        vf_transpose(r);
+        for (int i = 0; i < VL; i++) tap[b * VL + i] = r[i];
+    }
+}
+
+/* U for output-channel panel p. Each store is a full vector; when MR < VL
+ * it spills into the next row of the panel, which is written afterwards
+ * (rows in increasing order), or into the panel's slack. */
+static void transform_weights_panel(const struct wino_plan *pl, const struct tensor *w, int p)
+{
+    const int C = pl->s->C, OC = pl->s->OC;
+    const size_t xi_stride = (size_t)pl->mp * pl->ups;
+    for (int c = 0; c < C; c++) {
+        for (int g = 0; g < GEMM_MR; g += VL) {
+            vf tap[TAP_BLOCKS * VL];
+            load_taps(w, C, OC, p * GEMM_MR + g, c, tap);
+            /* t = G g (columns), then U = t G^T (rows) */
+            vf t[6][3];
+            for (int j = 0; j < 3; j++) {
+                vf col[3] = {tap[j], tap[3 + j], tap[6 + j]}, o[6];
+                g3(col, o);
+                for (int a = 0; a < 6; a++) t[a][j] = o[a];
+            }
+            for (int a = 0; a < 6; a++) {
+                vf o[6];
+                g3(t[a], o);
+                for (int b = 0; b < 6; b++)
+                    vf_store(pl->U + (size_t)(a * 6 + b) * xi_stride + (size_t)p * pl->ups + (size_t)c * GEMM_MR + g,
+                             o[b]);
+            }
+        }
+    }
+}
+
+/* ---- input tiles -> V[xi][panel][c][NR] for one chunk ---- */
+
+/* Six input rows of VL tiles starting at tile column tx0 of tile row ty:
+ * d[r][j] lane t = x[c][4 ty - pad_top + r][4 (tx0 + t) - pad_left + j]. */
+static void gather_tiles(const struct wino_plan *pl, const float *xc, int ty, int tx0, vf d[6][6])
+{
+    const struct conv2d_shape *s = pl->s;
+    const int cs = 4 * tx0 - s->pad_left;
+    for (int r = 0; r < 6; r++) {
+        const int iy = 4 * ty - s->pad_top + r;
+        if (iy < 0 || iy >= s->H) {
+            for (int j = 0; j < 6; j++) d[r][j] = vf_zero();
+            continue;
+        }
+        const float *row = xc + (size_t)iy * s->W;
+        float buf[4 * VL + 4];
+        const float *src;
+        if (cs >= 0 && cs + 4 * VL + 4 <= s->W) {
+            src = row + cs;
+        } else { /* a row end: copy with zeros outside the image */
+            for (int i = 0; i < 4 * VL + 4; i++) buf[i] = cs + i >= 0 && cs + i < s->W ? row[cs + i] : 0.0f;
+            src = buf;
+        }
+        vf lo[4], hi[4];
+        vf_deinterleave4(src, lo);     /* columns 0..3 of each tile */
+        vf_deinterleave4(src + 4, hi); /* columns 4, 5 = the next tile's 0, 1 */
+        d[r][0] = lo[0];
+        d[r][1] = lo[1];
+        d[r][2] = lo[2];
+        d[r][3] = lo[3];
+        d[r][4] = hi[0];
+        d[r][5] = hi[1];
+    }
+}
+
+static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq)
+{
+    const struct conv2d_shape *s = pl->s;
+    const size_t plane = (size_t)s->H * s->W, xi_stride = (size_t)nq * s->C * GEMM_NR;
+    for (int c = 0; c < s->C; c++) {
+        const float *xc = x + (size_t)c * plane;
+        for (int gi = 0; gi * VL < tn; gi++) {
+            const long t = t0 + (long)gi * VL;
+            const int ty = (int)(t / pl->ntxp), tx0 = (int)(t % pl->ntxp);
+            float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
+            vf d[6][6], e[6][6];
+            gather_tiles(pl, xc, ty, tx0, d);
+            for (int r = 0; r < 6; r++) bt6(d[r], e[r]); /* d B, row by row */
+            for (int b = 0; b < 6; b++) {
+                vf col[6] = {e[0][b], e[1][b], e[2][b], e[3][b], e[4][b], e[5][b]}, o[6];
+                bt6(col, o); /* B^T (d B), column by column */
+                for (int a = 0; a < 6; a++) vf_store(dst + (size_t)(a * 6 + b) * xi_stride, o[a]);
+            }
+        }
+        /* a partial last panel: zero its unused columns so the GEMM reads numbers */
+        for (int gi = (tn + VL - 1) / VL; (gi * VL) % GEMM_NR != 0; gi++) {
+            float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
+            for (int xi = 0; xi < 36; xi++) vf_store(dst + (size_t)xi * xi_stride, vf_zero());
+        }
+    }
+}
+
+/* ---- M[xi][oc][tile] -> output rows ---- */
+
+static void transform_output(const struct wino_plan *pl, const float *M, long t0, int tn, float *y, const float *bias,
+                             const float *res)
+{
+    const struct conv2d_shape *s = pl->s;
+    const size_t xi_stride = (size_t)s->OC * tn, oplane = (size_t)pl->OH * pl->OW;
+    for (int oc = 0; oc < s->OC; oc++) {
+        const vf bv = vf_set1(bias ? bias[oc] : 0.0f);
+        for (int gi = 0; gi * VL < tn; gi++) {
+            const long t = t0 + (long)gi * VL;
+            const int ty = (int)(t / pl->ntxp), tx0 = (int)(t % pl->ntxp);
+            if (tx0 >= pl->ntx) continue; /* row padding only */
+            const float *m = M + (size_t)oc * tn + (size_t)gi * VL;
+            vf e[6][4];
+            for (int a = 0; a < 6; a++) { /* (m A) row by row */
+                vf row[6];
+                for (int b = 0; b < 6; b++) row[b] = vf_load(m + (size_t)(a * 6 + b) * xi_stride);
+                at4(row, e[a]);
+            }
+            vf Y[4][4];
+            for (int j = 0; j < 4; j++) { /* A^T (m A) column by column */
+                vf col[6] = {e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j]}, o[4];
+                at4(col, o);
+                for (int i = 0; i < 4; i++) Y[i][j] = vf_add(o[i], bv);
+            }
+            const int ox0 = 4 * tx0, nx = pl->OW - ox0 < 4 * VL ? pl->OW - ox0 : 4 * VL;
+            for (int i = 0; i < 4; i++) {
+                const int oy = 4 * ty + i;
+                if (oy >= pl->OH) break;
+                const size_t at = (size_t)oc * oplane + (size_t)oy * pl->OW + ox0;
+                float buf[4 * VL];
+                vf_interleave4(buf, Y[i]);
+                /* res may be y itself: read each element before writing it */
+                if (nx == 4 * VL) {
+                    for (int k = 0; k < 4; k++) {
+                        vf v = vf_load(buf + k * VL);
+                        if (res) v = vf_add(v, vf_load(res + at + k * VL));
+                        vf_store(y + at + k * VL, v);
+                    }
+                } else {
+                    for (int k = 0; k < nx; k++) y[at + k] = res ? buf[k] + res[at + k] : buf[k];
+                }
+            }
+        }
+    }
+}
+
+/* ---- driver ---- */
+
+static void run_chunk(const struct wino_plan *pl, const float *x, float *y, const float *bias, const float *res,
+                      long chunk)
+{
+    const struct conv2d_shape *s = pl->s;
+    const long t0 = chunk * pl->tc;
+    const int tn = (int)(pl->ntiles - t0 < pl->tc ? pl->ntiles - t0 : pl->tc);
+    const int nq = (tn + GEMM_NR - 1) / GEMM_NR;
+    float *V = simd_scratch(SCRATCH_T0, (size_t)36 * nq * s->C * GEMM_NR * sizeof(float));
+    float *M = simd_scratch(SCRATCH_T1, (size_t)36 * s->OC * tn * sizeof(float));
+    transform_input(pl, x, t0, tn, V, nq);
+    for (int xi = 0; xi < 36; xi++) {
+        struct gemm_op g = {
+            .M = s->OC, .N = tn, .K = s->C,
+            .a_kind = GEMM_A_PACKED, .a_packed = pl->U + (size_t)xi * pl->mp * pl->ups, .a_pstride = pl->ups,
+            .b_kind = GEMM_B_PACKED, .b_packed = V + (size_t)xi * nq * s->C * GEMM_NR,
+            .b_pstride = (size_t)s->C * GEMM_NR,
+            .c = M + (size_t)xi * s->OC * tn, .ldc = (size_t)tn,
+        };
+        SX(gemm_run)(&g, 1);
+    }
+    transform_output(pl, M, t0, tn, y, bias, res);
+}
+
+void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const struct tensor *w, const float *bias,
+                          const float *res, const struct conv2d_shape *s)
+{
+    struct wino_plan pl = {.s = s};
+    pl.OH = conv2d_out_h(s);
+    pl.OW = conv2d_out_w(s);
+    if (pl.OH <= 0 || pl.OW <= 0 || s->OC <= 0) return;
+    pl.nty = (pl.OH + 3) / 4;
+    pl.ntx = (pl.OW + 3) / 4;
+    pl.ntxp = (pl.ntx + VL - 1) / VL * VL;
+    pl.ntiles = (long)pl.nty * pl.ntxp;
+    pl.mp = (s->OC + GEMM_MR - 1) / GEMM_MR;
+    pl.ups = (size_t)s->C * GEMM_MR + VL;
+    pl.U = simd_scratch(SCRATCH_W, (size_t)36 * pl.mp * pl.ups * sizeof(float));
+    /* chunk: V and M of ~4 MB per thread, at least one B panel */
+    long tc = (4L << 20) / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
+    tc = tc / GEMM_NR * GEMM_NR;
+    if (tc < GEMM_NR) tc = GEMM_NR;
+    pl.tc = (int)tc;
+    const long nchunks = (pl.ntiles + pl.tc - 1) / pl.tc;
+    const int threads = o->threads;
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#pragma omp for schedule(static)
+        for (int p = 0; p < pl.mp; p++) transform_weights_panel(&pl, w, p);
+#pragma omp for schedule(dynamic, 1)
+        for (long ch = 0; ch < nchunks; ch++) run_chunk(&pl, x, y, bias, res, ch);
+    }
+}
