@@ -26,7 +26,7 @@ static void detect_arch(struct cpu_features *f)
     int zmm_ok = ymm_ok && (xcr0 & 0xe0) == 0xe0;   /* opmask + ZMM_Hi256 + Hi16_ZMM */
     f->fma = ymm_ok && ((c >> 12) & 1);
     f->f16c = ymm_ok && ((c >> 29) & 1);
-    if (__get_cpuid_max(0, NULL) >= 7) {
+    if ((unsigned)__get_cpuid_max(0, NULL) >= 7u) {
         __cpuid_count(7, 0, a, b, c, d);
         f->avx2 = ymm_ok && ((b >> 5) & 1);
         f->avx512f = zmm_ok && ((b >> 16) & 1);
@@ -39,7 +39,7 @@ static void detect_arch(struct cpu_features *f)
             f->avx512bf16 = zmm_ok && ((a >> 5) & 1);
         }
     }
-    if (__get_cpuid_max(0x80000000, NULL) >= 0x80000004) {
+    if ((unsigned)__get_cpuid_max(0x80000000, NULL) >= 0x80000004u) {
         unsigned r[12];
         for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002 + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
         memcpy(f->brand, r, 48);
