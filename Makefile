@@ -21,18 +21,18 @@ REF_FLAGS := -ffp-contract=off -fno-fast-math
 BASE_CFLAGS := -std=c11 -Wall -Wextra -g $(OPT) -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -I. -MMD -MP
 CFLAGS ?=
 LDFLAGS ?=
-LDLIBS := -lz -lm -lpthread
+LDLIBS := -lz -lm -lpthread -ldl
 
 MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff peakflops
+PROGRAMS := onestep tensordiff peakflops kbench
 BIN ?= .
-# simd/: select.c, cpu.c, scratch.c are plain C; every other simd/*.c is a
+# simd/: select.c, cpu.c, scratch.c, blas.c are plain C; every other simd/*.c is a
 # kernel source compiled once per instruction set (SIMD_ISAS) with that
 # set's -m flags and OpenMP, into $(BUILD)/simd/<isa>/.
-SIMD_COMMON_SRC := simd/select.c simd/cpu.c simd/scratch.c
+SIMD_COMMON_SRC := simd/select.c simd/cpu.c simd/scratch.c simd/blas.c
 SIMD_KERNEL_SRC := $(filter-out $(SIMD_COMMON_SRC),$(wildcard simd/*.c))
 SIMD_ISAS := $(if $(findstring x86_64,$(MACHINE)),avx512 avx2,$(if $(findstring aarch64,$(MACHINE)),neon,))
 SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
@@ -91,7 +91,7 @@ AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 NEON_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_simd_*.c)) test_json test_safetensors
 neon-test:
-	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread" \
+	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread -ldl" \
 		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
 	TEST_RUNNER="$(QEMU_AARCH64)" tests/run.sh build-aarch64/tests
 

@@ -83,7 +83,7 @@ static void attend_block(const struct att_plan *pl, int h, int qb)
         const int jpn = (jn + ATT_MR - 1) / ATT_MR; /* key panels in this block */
         for (int p = 0; p < jpn; p++) {
             const float *kp = pl->kpack + ((size_t)h * pl->kpanels + (size_t)(j0 / ATT_MR + p)) * d * ATT_MR;
-            gemm_tile(ATT_MR, ATT_NV, d, kp, ATT_MR, qt, ATT_NR, st + (size_t)p * ATT_MR * ATT_NR, ATT_NR, NULL, 0,
+            gemm_tile(ATT_MR, ATT_NV, d, kp, ATT_MR, 1, qt, ATT_NR, st + (size_t)p * ATT_MR * ATT_NR, ATT_NR, NULL, 0,
                       NULL, NULL);
         }
         /* scale, mask, new running max */
@@ -132,7 +132,7 @@ static void attend_block(const struct att_plan *pl, int h, int qb)
                 lda = ATT_MR;
             }
             float *o = ot + (size_t)c0 * ATT_NR;
-            gemm_tile(ATT_MR, ATT_NV, jn, a, lda, st, ATT_NR, o, ATT_NR, o, ATT_NR, NULL, NULL);
+            gemm_tile(ATT_MR, ATT_NV, jn, a, lda, 1, st, ATT_NR, o, ATT_NR, o, ATT_NR, NULL, NULL);
         }
     }
     /* out[i][h d + c] = O^T[c][i] / l[i] */

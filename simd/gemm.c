@@ -57,11 +57,13 @@ VINLINE void pack_t_dt(float *dst, const int W, const unsigned char *src, enum d
     for (; k + VL <= kc; k += VL) {
         for (int g = 0; g < W; g += VL) {
             vf r[VL];
+#pragma GCC unroll 16
             for (int t = 0; t < VL; t++) {
                 int i = g + t;
                 r[t] = i < nrows ? load_dt(src + ((size_t)(r0 + i) * ld + (size_t)(k0 + k)) * es, dt) : vf_zero();
             }
             vf_transpose(r);
+#pragma GCC unroll 16
             for (int t = 0; t < VL; t++) vf_store(dst + (size_t)(k + t) * W + g, r[t]);
         }
     }
@@ -154,13 +156,25 @@ struct gemm_plan {
     int mp, np, ncp;     /* A panels, B panels, B panels per block */
     size_t a_ps, b_ps;   /* panel strides in the pack buffers */
     float *abuf, *bbuf;
+    int a_direct;        /* A is an f32 row-major matrix read in place (only a ragged last panel is packed) */
 };
+
+/* where packed A panel p lives (direct mode packs only the last one) */
+static float *a_slot(const struct gemm_plan *pl, int p)
+{
+    return pl->abuf + (pl->a_direct ? 0 : (size_t)p * pl->a_ps);
+}
+
+static int a_panel_direct(const struct gemm_plan *pl, int p)
+{
+    return pl->a_direct && (p + 1) * GEMM_MR <= pl->g->M;
+}
 
 static void pack_a_panel(const struct gemm_plan *pl, int p, int k0, int kc)
 {
     const struct gemm_op *g = pl->g;
     int m0 = p * GEMM_MR, rows = g->M - m0 < GEMM_MR ? g->M - m0 : GEMM_MR;
-    pack_t(pl->abuf + (size_t)p * pl->a_ps, GEMM_MR, g->a.p, g->a.dt, g->a.ld, m0, rows, k0, kc);
+    pack_t(a_slot(pl, p), GEMM_MR, g->a.p, g->a.dt, g->a.ld, m0, rows, k0, kc);
 }
 
 static void pack_b_panel(const struct gemm_plan *pl, int q, float *dst, int k0, int kc)
@@ -175,8 +189,10 @@ static void pack_b_panel(const struct gemm_plan *pl, int q, float *dst, int k0, 
     }
 }
 
-/* One MR x NR tile: A panel p, B panel q (pointers already at k0). */
-static void do_tile(const struct gemm_op *g, int p, int q, const float *a, const float *b, int kc, int first)
+/* One MR x NR tile: A panel p (A[i][k] at a[k acs + i ars]), B panel q,
+ * both already at k0. */
+static void do_tile(const struct gemm_op *g, int p, int q, const float *a, size_t acs, size_t ars, const float *b,
+                    int kc, int first)
 {
     const int m0 = p * GEMM_MR, n0 = q * GEMM_NR;
     const int mr = g->M - m0 < GEMM_MR ? g->M - m0 : GEMM_MR;
@@ -187,7 +203,10 @@ static void do_tile(const struct gemm_op *g, int p, int q, const float *a, const
     const float *bn = first && g->bias_n ? g->bias_n + n0 : NULL;
     const float *bm = first && g->bias_m ? g->bias_m + m0 : NULL;
     if (mr == GEMM_MR && nr == GEMM_NR) {
-        gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
+        if (acs == GEMM_MR) /* packed: constant strides for the compiler */
+            gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, 1, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
+        else
+            gemm_tile(GEMM_MR, GEMM_NV, kc, a, 1, ars, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
         return;
     }
     /* edge tile: through a full-size buffer, padded with zeros */
@@ -203,7 +222,7 @@ static void do_tile(const struct gemm_op *g, int p, int q, const float *a, const
         memset(bmp, 0, sizeof bmp);
         memcpy(bmp, bm, (size_t)mr * sizeof(float));
     }
-    gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, b, GEMM_NR, tile, GEMM_NR, tile, GEMM_NR, bn ? bnp : NULL,
+    gemm_tile(GEMM_MR, GEMM_NV, kc, a, acs, ars, b, GEMM_NR, tile, GEMM_NR, tile, GEMM_NR, bn ? bnp : NULL,
               bm ? bmp : NULL);
     for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * GEMM_NR, (size_t)nr * sizeof(float));
 }
@@ -214,7 +233,8 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
     for (int kb = 0; kb < pl->nkb; kb++) {
         const int k0 = kb * pl->kcb, kc = g->K - k0 < pl->kcb ? g->K - k0 : pl->kcb;
         if (g->a_kind != GEMM_A_PACKED) {
-            for (int p = tid; p < pl->mp; p += nt) pack_a_panel(pl, p, k0, kc);
+            for (int p = tid; p < pl->mp; p += nt)
+                if (!a_panel_direct(pl, p)) pack_a_panel(pl, p, k0, kc);
         }
         for (int q0 = 0; q0 < pl->np; q0 += pl->ncp) {
             const int nq = pl->np - q0 < pl->ncp ? pl->np - q0 : pl->ncp;
@@ -234,10 +254,15 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
                                      : pl->bbuf + (size_t)q * pl->b_ps;
                 const int p1 = (ic + 1) * GEMM_MCP < pl->mp ? (ic + 1) * GEMM_MCP : pl->mp;
                 for (int p = ic * GEMM_MCP; p < p1; p++) {
-                    const float *a = g->a_kind == GEMM_A_PACKED
-                                         ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
-                                         : pl->abuf + (size_t)p * pl->a_ps;
-                    do_tile(g, p, q0 + q, a, b, kc, kb == 0);
+                    if (a_panel_direct(pl, p)) {
+                        const float *a = (const float *)g->a.p + (size_t)p * GEMM_MR * g->a.ld + k0;
+                        do_tile(g, p, q0 + q, a, 1, g->a.ld, b, kc, kb == 0);
+                    } else {
+                        const float *a = g->a_kind == GEMM_A_PACKED
+                                             ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
+                                             : a_slot(pl, p);
+                        do_tile(g, p, q0 + q, a, GEMM_MR, 1, b, kc, kb == 0);
+                    }
                 }
             }
             if (nt > 1) {
@@ -258,7 +283,11 @@ void SX(gemm_run)(const struct gemm_op *g, int threads)
     pl.ncp = pl.np < GEMM_NCP ? pl.np : GEMM_NCP;
     pl.a_ps = (size_t)pl.kcb * GEMM_MR + VL;
     pl.b_ps = (size_t)pl.kcb * GEMM_NR + VL;
-    if (g->a_kind != GEMM_A_PACKED) pl.abuf = simd_scratch(SCRATCH_A, (size_t)pl.mp * pl.a_ps * sizeof(float));
+    /* f32 rows are read in place (no copy of the activations); weights
+     * (converted) and unaligned data are packed */
+    pl.a_direct = g->a_kind == GEMM_A_ROWS && g->a.dt == DT_F32 && (uintptr_t)g->a.p % sizeof(float) == 0;
+    if (g->a_kind != GEMM_A_PACKED)
+        pl.abuf = simd_scratch(SCRATCH_A, (size_t)(pl.a_direct ? 1 : pl.mp) * pl.a_ps * sizeof(float));
     if (g->b_kind != GEMM_B_PACKED) pl.bbuf = simd_scratch(SCRATCH_B, (size_t)pl.ncp * pl.b_ps * sizeof(float));
     /* below ~100k multiply-adds a second thread costs more than it brings */
     double work = (double)g->M * g->N * (g->K + 1);

@@ -15,14 +15,18 @@
 #include "../ref/common.h"
 #include "../ref/ops.h"
 #include "cpu.h"
+#include "simd.h"
 #include "state.h"
 
 #if defined(__x86_64__)
 void simd_fill_ops_avx512(struct ops *o);
 void simd_fill_ops_avx2(struct ops *o);
+double simd_peak_gflops_avx512(int threads, double seconds);
+double simd_peak_gflops_avx2(int threads, double seconds);
 #define HAVE_X86_TABLES 1
 #elif defined(__aarch64__)
 void simd_fill_ops_neon(struct ops *o);
+double simd_peak_gflops_neon(int threads, double seconds);
 #define HAVE_NEON_TABLE 1
 #endif
 
@@ -47,17 +51,18 @@ struct isa_entry {
     const char *what;
     void (*fill)(struct ops *o);
     int (*available)(const struct cpu_features *f);
+    double (*peak)(int threads, double seconds);
 };
 
 static const struct isa_entry isas[] = {
 #ifdef HAVE_X86_TABLES
-    {"avx512", "AVX-512 F/BW/VL/DQ kernels", simd_fill_ops_avx512, cpu_has_avx512},
-    {"avx2", "AVX2+FMA+F16C kernels", simd_fill_ops_avx2, cpu_has_avx2},
+    {"avx512", "AVX-512 F/BW/VL/DQ kernels", simd_fill_ops_avx512, cpu_has_avx512, simd_peak_gflops_avx512},
+    {"avx2", "AVX2+FMA+F16C kernels", simd_fill_ops_avx2, cpu_has_avx2, simd_peak_gflops_avx2},
 #endif
 #ifdef HAVE_NEON_TABLE
-    {"neon", "NEON kernels", simd_fill_ops_neon, cpu_has_neon},
+    {"neon", "NEON kernels", simd_fill_ops_neon, cpu_has_neon, simd_peak_gflops_neon},
 #endif
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static const char *available_list(const struct cpu_features *f, char *buf, size_t len)
@@ -151,4 +156,13 @@ const char *ops_describe(const struct ops *o)
         if (&b->ops == o) d = b->state.desc;
     pthread_mutex_unlock(&tables_lock);
     return d;
+}
+
+double simd_peak_gflops(const char *isa, int threads, double seconds)
+{
+    struct cpu_features f;
+    cpu_detect(&f);
+    for (const struct isa_entry *e = isas; e->name; e++)
+        if (strcmp(e->name, isa) == 0 && e->available(&f)) return e->peak(threads > 0 ? threads : f.ncpu, seconds);
+    return -1;
 }

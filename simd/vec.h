@@ -88,10 +88,12 @@ VINLINE float vf_hmax(vf v) { return _mm512_reduce_max_ps(v); }
 VINLINE void vf_transpose(vf r[VL])
 {
     __m512 t[16], u[16];
+#pragma GCC unroll 8
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+#pragma GCC unroll 4
     for (int i = 0; i < 16; i += 4) {
         u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
         u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
@@ -100,6 +102,7 @@ VINLINE void vf_transpose(vf r[VL])
     }
     /* u[4q + j] holds, in 128-bit lane L, element j of rows 4L'..: combine the
      * four 128-bit lanes across groups q. */
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);      /* lanes 0,2 of u[j], 0,2 of u[4+j] */
         __m512 b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);      /* lanes 1,3 ... */
@@ -206,16 +209,19 @@ VINLINE float vf_hmax(vf v)
 VINLINE void vf_transpose(vf r[VL])
 {
     __m256 t[8], u[8];
+#pragma GCC unroll 4
     for (int i = 0; i < 8; i += 2) {
         t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     }
+#pragma GCC unroll 2
     for (int i = 0; i < 8; i += 4) {
         u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
         u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
         u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
         u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
     }
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
         r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);

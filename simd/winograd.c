@@ -75,6 +75,9 @@ VINLINE void at4(const vf m[6], vf o[4])
 /* ---- weights: U[xi][oc panel][c][MR] ---- */
 
 #define TAP_BLOCKS ((9 + VL - 1) / VL) /* vectors that hold one filter's 9 taps */
+#ifndef WINO_BUDGET
+#define WINO_BUDGET (24L << 20)
+#endif
 
 struct wino_plan {
     const struct conv2d_shape *s;
@@ -296,10 +299,14 @@ void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const s
     pl.mp = (s->OC + GEMM_MR - 1) / GEMM_MR;
     pl.ups = (size_t)s->C * GEMM_MR + VL;
     pl.U = simd_scratch(SCRATCH_W, (size_t)36 * pl.mp * pl.ups * sizeof(float));
-    /* chunk: V and M of ~4 MB per thread, at least one B panel */
-    long tc = (4L << 20) / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
+    /* Chunk size: each product reuses a U_xi panel across the chunk's tiles,
+     * so too few tiles make U (36 OC C floats: 38 MB at 512 channels)
+     * stream from memory for little work; too many make V and M outgrow
+     * the caches. WINO_BUDGET bytes of V + M per thread balances the two
+     * (measured with tools/kbench). */
+    long tc = WINO_BUDGET / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
     tc = tc / GEMM_NR * GEMM_NR;
-    if (tc < GEMM_NR) tc = GEMM_NR;
+    if (tc < 2 * GEMM_NR) tc = 2 * GEMM_NR;
     pl.tc = (int)tc;
     const long nchunks = (pl.ntiles + pl.tc - 1) / pl.tc;
     const int threads = o->threads;
