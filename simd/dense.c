@@ -35,9 +35,22 @@ void SX(simd_linear)(const struct ops *o, float *y, const float *x, const struct
     SX(gemm_run)(&g, o->threads);
 }
 
-/* Winograd pays when the channel products dominate its transforms; below
- * 16 input channels (the UNet's and VAE's conv_in) plain im2col is faster. */
+/* Winograd pays when the channel products dominate its transforms: not
+ * below 16 input channels (the UNet's and VAE's conv_in), and not for few
+ * output tiles, where transforming the weights (36 values per 9) costs more
+ * than it saves (measured with tools/kbench). */
 #define WINOGRAD_MIN_C 16
+#ifndef WINOGRAD_MIN_TILES
+#define WINOGRAD_MIN_TILES 64
+#endif
+
+static int use_winograd(const struct simd_state *st, const struct conv2d_shape *s)
+{
+    if (!st || !st->winograd || s->KH != 3 || s->KW != 3 || s->stride != 1) return 0;
+    if (st->winograd == 2) return 1;
+    long tiles = (long)((conv2d_out_h(s) + 3) / 4) * ((conv2d_out_w(s) + 3) / 4);
+    return s->C >= WINOGRAD_MIN_C && s->OC >= WINOGRAD_MIN_C && tiles >= WINOGRAD_MIN_TILES;
+}
 
 void SX(simd_conv2d)(const struct ops *o, float *y, const float *x, const struct tensor *w, const struct tensor *b,
                      const float *res, const struct conv2d_shape *s)
@@ -45,7 +58,7 @@ void SX(simd_conv2d)(const struct ops *o, float *y, const float *x, const struct
     const struct simd_state *st = simd_state_of(o);
     const int OH = conv2d_out_h(s), OW = conv2d_out_w(s);
     const float *bias = SX(tensor_f32)(b, (size_t)s->OC, SCRATCH_T2);
-    if (s->KH == 3 && s->KW == 3 && s->stride == 1 && st && st->winograd && s->C >= WINOGRAD_MIN_C) {
+    if (use_winograd(st, s)) {
         SX(winograd_conv3x3)(o, y, x, w, bias, res, s);
         return;
     }

@@ -5,6 +5,8 @@
  * (arm64), "auto" (the best of those this CPU runs). Options read from the
  * environment when a table is made:
  *   ONESTEP_WINOGRAD=0   3x3 convolutions by im2col + GEMM instead of Winograd
+ *   ONESTEP_WINOGRAD=2   Winograd for every 3x3 stride-1 convolution, even where
+ *                        it is slower (tests use it on small shapes)
  * A table is made once per (ISA, thread count, options) and kept for the
  * life of the process, so callers never free it. */
 #include <pthread.h>
@@ -39,11 +41,11 @@ struct backend {
 static struct backend *tables;
 static pthread_mutex_t tables_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int env_flag(const char *name, int def)
+static int env_int(const char *name, int def)
 {
     const char *v = getenv(name);
     if (!v || !*v) return def;
-    return strcmp(v, "0") != 0;
+    return atoi(v);
 }
 
 struct isa_entry {
@@ -76,7 +78,8 @@ static const char *available_list(const struct cpu_features *f, char *buf, size_
 static const struct ops *get_table(const struct isa_entry *e, int threads, const struct cpu_features *f)
 {
     struct simd_state st = {0};
-    st.winograd = env_flag("ONESTEP_WINOGRAD", 1);
+    st.winograd = env_int("ONESTEP_WINOGRAD", 1);
+    if (st.winograd < 0 || st.winograd > 2) st.winograd = 1;
     pthread_mutex_lock(&tables_lock);
     for (struct backend *b = tables; b; b = b->next) {
         if (strcmp(b->ops.name, e->name) == 0 && b->ops.threads == threads && b->state.winograd == st.winograd) {
@@ -96,7 +99,7 @@ static const struct ops *get_table(const struct isa_entry *e, int threads, const
     b->ops.state = &b->state;
     char feat[200];
     snprintf(b->state.desc, sizeof b->state.desc, "%s: %s, %d thread%s, 3x3 convolutions by %s (CPU: %s; %s)", e->name,
-             e->what, threads, threads == 1 ? "" : "s", st.winograd ? "Winograd F(4x4,3x3)" : "im2col + GEMM",
+             e->what, threads, threads == 1 ? "" : "s", st.winograd == 2 ? "Winograd F(4x4,3x3) always" : st.winograd ? "Winograd F(4x4,3x3) where faster" : "im2col + GEMM",
              f->brand, cpu_features_str(f, feat, sizeof feat));
     b->next = tables;
     tables = b;

@@ -6,7 +6,8 @@
 #include "../ref/ops.h"
 
 struct simd_state {
-    int winograd;   /* 3x3 stride-1 convolutions through Winograd F(4x4, 3x3) (default on; ONESTEP_WINOGRAD=0) */
+    int winograd;   /* 3x3 stride-1 convolutions through Winograd F(4x4, 3x3): 0 never (ONESTEP_WINOGRAD=0),
+                     * 1 where it is faster (default), 2 always (ONESTEP_WINOGRAD=2, for tests) */
     int blas;       /* GEMMs through OpenBLAS sgemm ("avx512+blas", or ONESTEP_BLAS=1) */
     int bf16dot;    /* bf16 weights through vdpbf16ps (ONESTEP_BF16DOT=1; off by default) */
     char desc[320]; /* ops_describe() */

@@ -26,9 +26,10 @@
  * the GEMM's packed-A layout; the output tiles are cut into chunks, and per
  * chunk a thread transforms the input tiles straight into the packed-B
  * layout (V), runs the 36 products into M, and transforms M back into the
- * output rows, adding bias and residual. Tiles are numbered row by row with
- * each tile row padded to whole vectors, so VL neighbouring tiles always
- * share a row and transform together, one tile per vector lane. */
+ * output rows, adding bias and residual. Tiles are numbered row by row and
+ * transformed VL at a time, one tile per vector lane: VL neighbours on one
+ * tile row move through vector shuffles; a group that wraps to the next
+ * tile row (narrow images, the last group) is gathered lane by lane. */
 #include <omp.h>
 #include <string.h>
 
@@ -81,8 +82,8 @@ VINLINE void at4(const vf m[6], vf o[4])
 
 struct wino_plan {
     const struct conv2d_shape *s;
-    int OH, OW, nty, ntx, ntxp; /* output tiles; tile rows padded to ntxp (a multiple of VL) */
-    long ntiles;                /* nty * ntxp */
+    int OH, OW, nty, ntx;       /* output size and tiles */
+    long ntiles;                /* nty * ntx */
     int mp;                     /* U panels (MR output channels each) */
     size_t ups;                 /* U panel stride */
     float *U;
@@ -185,18 +186,40 @@ static void gather_tiles(const struct wino_plan *pl, const float *xc, int ty, in
     }
 }
 
+/* The same for VL arbitrary tiles t0 .. t0 + n - 1 (n <= VL; lanes past n are zero). */
+static void gather_tiles_lanes(const struct wino_plan *pl, const float *xc, long t0, int n, vf d[6][6])
+{
+    const struct conv2d_shape *s = pl->s;
+    float buf[6][6][VL];
+    for (int l = 0; l < VL; l++) {
+        const int ty = l < n ? (int)((t0 + l) / pl->ntx) : 0, tx = l < n ? (int)((t0 + l) % pl->ntx) : 0;
+        for (int r = 0; r < 6; r++) {
+            const int iy = 4 * ty - s->pad_top + r;
+            for (int j = 0; j < 6; j++) {
+                const int ix = 4 * tx - s->pad_left + j;
+                buf[r][j][l] = l < n && iy >= 0 && iy < s->H && ix >= 0 && ix < s->W ? xc[(size_t)iy * s->W + ix] : 0.0f;
+            }
+        }
+    }
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < 6; j++) d[r][j] = vf_load(buf[r][j]);
+}
+
 static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq)
 {
     const struct conv2d_shape *s = pl->s;
     const size_t plane = (size_t)s->H * s->W, xi_stride = (size_t)nq * s->C * GEMM_NR;
+    const int ngroups = (tn + VL - 1) / VL;
     for (int c = 0; c < s->C; c++) {
         const float *xc = x + (size_t)c * plane;
-        for (int gi = 0; gi * VL < tn; gi++) {
+        for (int gi = 0; gi < ngroups; gi++) {
             const long t = t0 + (long)gi * VL;
-            const int ty = (int)(t / pl->ntxp), tx0 = (int)(t % pl->ntxp);
+            const int n = tn - gi * VL < VL ? tn - gi * VL : VL;
+            const int ty = (int)(t / pl->ntx), tx0 = (int)(t % pl->ntx);
             float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
             vf d[6][6], e[6][6];
-            gather_tiles(pl, xc, ty, tx0, d);
+            if (n == VL && tx0 + VL <= pl->ntx) gather_tiles(pl, xc, ty, tx0, d);
+            else gather_tiles_lanes(pl, xc, t, n, d);
             for (int r = 0; r < 6; r++) bt6(d[r], e[r]); /* d B, row by row */
             for (int b = 0; b < 6; b++) {
                 vf col[6] = {e[0][b], e[1][b], e[2][b], e[3][b], e[4][b], e[5][b]}, o[6];
@@ -205,7 +228,7 @@ static void transform_input(const struct wino_plan *pl, const float *x, long t0,
             }
         }
         /* a partial last panel: zero its unused columns so the GEMM reads numbers */
-        for (int gi = (tn + VL - 1) / VL; (gi * VL) % GEMM_NR != 0; gi++) {
+        for (int gi = ngroups; (gi * VL) % GEMM_NR != 0; gi++) {
             float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
             for (int xi = 0; xi < 36; xi++) vf_store(dst + (size_t)xi * xi_stride, vf_zero());
         }
@@ -214,18 +237,22 @@ static void transform_input(const struct wino_plan *pl, const float *x, long t0,
 
 /* ---- M[xi][oc][tile] -> output rows ---- */
 
-static void transform_output(const struct wino_plan *pl, const float *M, long t0, int tn, float *y, const float *bias,
-                             const float *res)
+/* M[xi][oc][ldm]: rows padded to whole vectors (lanes past tn are not used) */
+static void transform_output(const struct wino_plan *pl, const float *M, size_t ldm, long t0, int tn, float *y,
+                             const float *bias, const float *res)
 {
     const struct conv2d_shape *s = pl->s;
-    const size_t xi_stride = (size_t)s->OC * tn, oplane = (size_t)pl->OH * pl->OW;
+    const size_t xi_stride = (size_t)s->OC * ldm, oplane = (size_t)pl->OH * pl->OW;
+    const int ngroups = (tn + VL - 1) / VL;
     for (int oc = 0; oc < s->OC; oc++) {
         const vf bv = vf_set1(bias ? bias[oc] : 0.0f);
-        for (int gi = 0; gi * VL < tn; gi++) {
+        float *yc = y + (size_t)oc * oplane;
+        const float *rc = res ? res + (size_t)oc * oplane : NULL;
+        for (int gi = 0; gi < ngroups; gi++) {
             const long t = t0 + (long)gi * VL;
-            const int ty = (int)(t / pl->ntxp), tx0 = (int)(t % pl->ntxp);
-            if (tx0 >= pl->ntx) continue; /* row padding only */
-            const float *m = M + (size_t)oc * tn + (size_t)gi * VL;
+            const int n = tn - gi * VL < VL ? tn - gi * VL : VL;
+            const int ty = (int)(t / pl->ntx), tx0 = (int)(t % pl->ntx);
+            const float *m = M + (size_t)oc * ldm + (size_t)gi * VL;
             vf e[6][4];
             for (int a = 0; a < 6; a++) { /* (m A) row by row */
                 vf row[6];
@@ -238,22 +265,41 @@ static void transform_output(const struct wino_plan *pl, const float *M, long t0
                 at4(col, o);
                 for (int i = 0; i < 4; i++) Y[i][j] = vf_add(o[i], bv);
             }
-            const int ox0 = 4 * tx0, nx = pl->OW - ox0 < 4 * VL ? pl->OW - ox0 : 4 * VL;
-            for (int i = 0; i < 4; i++) {
-                const int oy = 4 * ty + i;
-                if (oy >= pl->OH) break;
-                const size_t at = (size_t)oc * oplane + (size_t)oy * pl->OW + ox0;
-                float buf[4 * VL];
-                vf_interleave4(buf, Y[i]);
-                /* res may be y itself: read each element before writing it */
-                if (nx == 4 * VL) {
-                    for (int k = 0; k < 4; k++) {
-                        vf v = vf_load(buf + k * VL);
-                        if (res) v = vf_add(v, vf_load(res + at + k * VL));
-                        vf_store(y + at + k * VL, v);
+            /* res may be y itself: each element is read before it is written */
+            if (n == VL && tx0 + VL <= pl->ntx) { /* VL tiles on one tile row */
+                const int ox0 = 4 * tx0, nx = pl->OW - ox0 < 4 * VL ? pl->OW - ox0 : 4 * VL;
+                for (int i = 0; i < 4; i++) {
+                    const int oy = 4 * ty + i;
+                    if (oy >= pl->OH) break;
+                    const size_t at = (size_t)oy * pl->OW + ox0;
+                    float buf[4 * VL];
+                    vf_interleave4(buf, Y[i]);
+                    if (nx == 4 * VL) {
+                        for (int k = 0; k < 4; k++) {
+                            vf v = vf_load(buf + k * VL);
+                            if (rc) v = vf_add(v, vf_load(rc + at + k * VL));
+                            vf_store(yc + at + k * VL, v);
+                        }
+                    } else {
+                        for (int k = 0; k < nx; k++) yc[at + k] = rc ? buf[k] + rc[at + k] : buf[k];
                     }
-                } else {
-                    for (int k = 0; k < nx; k++) y[at + k] = res ? buf[k] + res[at + k] : buf[k];
+                }
+            } else { /* lane by lane */
+                float buf[4][4][VL];
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) vf_store(buf[i][j], Y[i][j]);
+                for (int l = 0; l < n; l++) {
+                    const int tyl = (int)((t + l) / pl->ntx), txl = (int)((t + l) % pl->ntx);
+                    for (int i = 0; i < 4; i++) {
+                        const int oy = 4 * tyl + i;
+                        if (oy >= pl->OH) break;
+                        for (int j = 0; j < 4; j++) {
+                            const int ox = 4 * txl + j;
+                            if (ox >= pl->OW) break;
+                            const size_t at = (size_t)oy * pl->OW + ox;
+                            yc[at] = rc ? buf[i][j][l] + rc[at] : buf[i][j][l];
+                        }
+                    }
                 }
             }
         }
@@ -270,7 +316,8 @@ static void run_chunk(const struct wino_plan *pl, const float *x, float *y, cons
     const int tn = (int)(pl->ntiles - t0 < pl->tc ? pl->ntiles - t0 : pl->tc);
     const int nq = (tn + GEMM_NR - 1) / GEMM_NR;
     float *V = simd_scratch(SCRATCH_T0, (size_t)36 * nq * s->C * GEMM_NR * sizeof(float));
-    float *M = simd_scratch(SCRATCH_T1, (size_t)36 * s->OC * tn * sizeof(float));
+    const size_t ldm = (size_t)(tn + VL - 1) / VL * VL;
+    float *M = simd_scratch(SCRATCH_T1, (size_t)36 * s->OC * ldm * sizeof(float));
     transform_input(pl, x, t0, tn, V, nq);
     for (int xi = 0; xi < 36; xi++) {
         struct gemm_op g = {
@@ -278,11 +325,11 @@ static void run_chunk(const struct wino_plan *pl, const float *x, float *y, cons
             .a_kind = GEMM_A_PACKED, .a_packed = pl->U + (size_t)xi * pl->mp * pl->ups, .a_pstride = pl->ups,
             .b_kind = GEMM_B_PACKED, .b_packed = V + (size_t)xi * nq * s->C * GEMM_NR,
             .b_pstride = (size_t)s->C * GEMM_NR,
-            .c = M + (size_t)xi * s->OC * tn, .ldc = (size_t)tn,
+            .c = M + (size_t)xi * s->OC * ldm, .ldc = ldm,
         };
         SX(gemm_run)(&g, 1);
     }
-    transform_output(pl, M, t0, tn, y, bias, res);
+    transform_output(pl, M, ldm, t0, tn, y, bias, res);
 }
 
 void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const struct tensor *w, const float *bias,
@@ -294,8 +341,7 @@ void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const s
     if (pl.OH <= 0 || pl.OW <= 0 || s->OC <= 0) return;
     pl.nty = (pl.OH + 3) / 4;
     pl.ntx = (pl.OW + 3) / 4;
-    pl.ntxp = (pl.ntx + VL - 1) / VL * VL;
-    pl.ntiles = (long)pl.nty * pl.ntxp;
+    pl.ntiles = (long)pl.nty * pl.ntx;
     pl.mp = (s->OC + GEMM_MR - 1) / GEMM_MR;
     pl.ups = (size_t)s->C * GEMM_MR + VL;
     pl.U = simd_scratch(SCRATCH_W, (size_t)36 * pl.mp * pl.ups * sizeof(float));

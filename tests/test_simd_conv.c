@@ -1,8 +1,10 @@
 /* SIMD convolutions vs the reference, every ISA this CPU runs, along each
  * path the backend takes: 1x1 (GEMM on the feature map as it stands),
  * general KxK / strided / asymmetrically padded (implicit im2col + GEMM),
- * and 3x3 stride 1 through Winograd F(4x4, 3x3) (and the same shapes with
- * ONESTEP_WINOGRAD=0, through im2col).
+ * and 3x3 stride 1 through Winograd F(4x4, 3x3). Each 3x3 stride-1 shape
+ * runs three times: ONESTEP_WINOGRAD=2 (Winograd forced, so small shapes
+ * exercise it too), =0 (im2col) and the default choice (checked against
+ * the Winograd bound, which also covers im2col).
  *
  * Tolerances, per output element:
  *  - GEMM paths: one float FMA chain of K = C KH KW terms from res + bias,
@@ -46,6 +48,7 @@ static const struct cshape shapes[] = {
     {16, 16, 3, 130, 3, 1, 1, 1, 1, 1},
     {64, 64, 16, 16, 3, 1, 1, 1, 1, 1},
     {512, 16, 4, 4, 3, 1, 1, 1, 1, 1},
+    {24, 20, 32, 36, 3, 1, 1, 1, 1, 1},
     /* 3x3 stride 1, other paddings */
     {16, 9, 10, 11, 3, 1, 0, 0, 0, 0},
     {18, 5, 7, 9, 3, 1, 0, 2, 2, 0},
@@ -68,10 +71,12 @@ static const struct cshape shapes[] = {
 
 static const enum dtype dts[] = {DT_F32, DT_F16, DT_BF16};
 
-static int uses_winograd(const struct cshape *s, int wino_on)
+static int winograd_eligible(const struct cshape *s)
 {
-    return wino_on && s->K == 3 && s->stride == 1 && s->C >= 16;
+    return s->K == 3 && s->stride == 1;
 }
+
+static const char *mode_name[] = {"im2col", "default", "winograd"};
 
 /* direct: (K + 4) u (|res| + |b| + sum |w x|) */
 static void direct_bound(double *tol, const struct conv2d_shape *s, const float *x, const float *w, const float *b,
@@ -167,7 +172,8 @@ static void winograd_bound(double *tol, const struct conv2d_shape *s, const floa
 
 static double worst_direct_units;
 
-static void one(const char *isa, const struct cshape *cs, enum dtype dt, int with_bias, int res_mode, int wino_on)
+/* mode: the ONESTEP_WINOGRAD value (0 off, 1 default choice, 2 forced) */
+static void one(const char *isa, const struct cshape *cs, enum dtype dt, int with_bias, int res_mode, int mode)
 {
     struct conv2d_shape s = {cs->C, cs->H, cs->W, cs->OC, cs->K, cs->K, cs->stride, cs->pt, cs->pl, cs->pb, cs->pr};
     const int OH = conv2d_out_h(&s), OW = conv2d_out_w(&s);
@@ -189,11 +195,11 @@ static void one(const char *isa, const struct cshape *cs, enum dtype dt, int wit
     ops_ref()->conv2d(ops_ref(), want, x, &w.t, with_bias ? &b.t : NULL, r, &s);
     double *tol = dbuf(ny), *dtol = dbuf(ny);
     direct_bound(dtol, &s, x, wv, with_bias ? bv : NULL, r);
-    const int wino = uses_winograd(cs, wino_on);
+    const int wino = winograd_eligible(cs) && mode > 0;
     if (wino) winograd_bound(tol, &s, x, wv, with_bias ? bv : NULL, r);
     else memcpy(tol, dtol, ny * sizeof(double));
 
-    setenv("ONESTEP_WINOGRAD", wino_on ? "1" : "0", 1);
+    setenv("ONESTEP_WINOGRAD", mode == 2 ? "2" : mode == 1 ? "1" : "0", 1);
     float *got[3];
     for (int t = 1; t <= 3; t++) {
         const struct ops *o = simd_table(isa, t);
@@ -210,9 +216,9 @@ static void one(const char *isa, const struct cshape *cs, enum dtype dt, int wit
     snprintf(what, sizeof what, "%s conv %dx%d s%d pad %d,%d,%d,%d C=%d OC=%d %dx%d %s%s%s [%s]", isa, s.KH, s.KW,
              s.stride, s.pad_top, s.pad_left, s.pad_bottom, s.pad_right, s.C, s.OC, s.H, s.W, dtype_name(dt),
              with_bias ? " bias" : "", res_mode == 1 ? " res" : res_mode == 2 ? " res=y" : "",
-             wino ? "winograd" : s.KH == 1 && !s.pad_top ? "1x1 gemm" : "im2col");
+             wino ? mode_name[mode] : s.KH == 1 && !s.pad_top ? "1x1 gemm" : "im2col");
     check_within(what, got[0], want, tol, ny);
-    if (wino) {
+    if (wino && mode == 2) {
         double units = 0;
         for (size_t i = 0; i < ny; i++)
             if (dtol[i] > 0) {
@@ -242,9 +248,9 @@ int main(void)
     for (int i = 0; i < nisa; i++) {
         int v = 0;
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-            for (int wino_on = 1; wino_on >= 0; wino_on--) {
-                if (!wino_on && !uses_winograd(&shapes[k], 1)) continue;
-                one(isas[i], &shapes[k], dts[v % 3], v % 2 == 0, v % 3, wino_on);
+            for (int mode = 2; mode >= 0; mode--) {
+                if (mode != 1 && !winograd_eligible(&shapes[k])) continue;
+                one(isas[i], &shapes[k], dts[v % 3], v % 2 == 0, v % 3, mode);
                 v++;
             }
         }
