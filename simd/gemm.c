@@ -108,42 +108,63 @@ static void pack_b_rows(float *dst, const float *src, size_t ld, int n0, int nva
 }
 
 /* Implicit im2col: the panel of NR output pixels n0.. for kernel taps k0..
- * A run of NR pixels on one output row at stride 1 reads NR contiguous
- * input floats (the common case); everything else is gathered one by one. */
+ * The panel's pixels fall into runs along output rows (one run when the
+ * image is wider than the panel, several when it is narrower); for each
+ * tap a run reads one input row, contiguous at stride 1: vector copies when
+ * the whole panel is one run inside the image, else a copy loop with zero
+ * ends (the padding). */
+struct im2col_run {
+    int j, oy, ox, len; /* panel columns j .. j + len - 1 are pixels (oy, ox ..) */
+};
+
 static void pack_b_im2col(float *dst, const float *x, const struct conv2d_shape *s, int n0, int nvalid, int k0,
                           int kc)
 {
-    const int OW = conv2d_out_w(s), taps = s->KH * s->KW;
-    const int oy0 = n0 / OW, ox0 = n0 % OW;
-    const int one_row = s->stride == 1 && nvalid == GEMM_NR && ox0 + GEMM_NR <= OW;
-    int oy[GEMM_NR], ox[GEMM_NR];
-    for (int j = 0; j < GEMM_NR; j++) {
-        oy[j] = (n0 + j) / OW;
-        ox[j] = (n0 + j) % OW;
+    const int OW = conv2d_out_w(s), taps = s->KH * s->KW, st = s->stride;
+    struct im2col_run runs[GEMM_NR];
+    int nruns = 0;
+    for (int j = 0; j < nvalid;) {
+        int n = n0 + j, ox = n % OW, len = OW - ox < nvalid - j ? OW - ox : nvalid - j;
+        runs[nruns++] = (struct im2col_run){j, n / OW, ox, len};
+        j += len;
     }
     for (int kk = 0; kk < kc; kk++) {
-        int k = k0 + kk, c = k / taps, ky = (k % taps) / s->KW, kx = k % s->KW;
+        const int k = k0 + kk, c = k / taps, ky = (k % taps) / s->KW, kx = k % s->KW;
         float *d = dst + (size_t)kk * GEMM_NR;
         const float *plane = x + (size_t)c * s->H * s->W;
-        if (one_row) {
-            int iy = oy0 + ky - s->pad_top, ix = ox0 + kx - s->pad_left;
-            if (iy < 0 || iy >= s->H) {
-                for (int j = 0; j < GEMM_NV; j++) vf_store(d + j * VL, vf_zero());
-                continue;
-            }
-            if (ix >= 0 && ix + GEMM_NR <= s->W) {
+        if (nruns == 1 && nvalid == GEMM_NR && st == 1) {
+            const int iy = runs[0].oy + ky - s->pad_top, ix = runs[0].ox + kx - s->pad_left;
+            if (iy >= 0 && iy < s->H && ix >= 0 && ix + GEMM_NR <= s->W) {
                 const float *row = plane + (size_t)iy * s->W + ix;
                 for (int j = 0; j < GEMM_NV; j++) vf_store(d + j * VL, vf_load(row + j * VL));
                 continue;
             }
         }
-        for (int j = 0; j < GEMM_NR; j++) {
-            float v = 0.0f;
-            if (j < nvalid) {
-                int iy = oy[j] * s->stride + ky - s->pad_top, ix = ox[j] * s->stride + kx - s->pad_left;
-                if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W) v = plane[(size_t)iy * s->W + ix];
+        for (int j = nvalid; j < GEMM_NR; j++) d[j] = 0.0f;
+        for (int r = 0; r < nruns; r++) {
+            const struct im2col_run *u = &runs[r];
+            float *o = d + u->j;
+            const int iy = u->oy * st + ky - s->pad_top;
+            if (iy < 0 || iy >= s->H) {
+                for (int j = 0; j < u->len; j++) o[j] = 0.0f;
+                continue;
             }
-            d[j] = v;
+            const float *row = plane + (size_t)iy * s->W;
+            /* output columns whose input column ix = ox st + kx - pad_left is inside [0, W) */
+            const int off = kx - s->pad_left;
+            int lo = off >= 0 ? 0 : (-off + st - 1) / st - u->ox;
+            int hi = (s->W - 1 - off) / st + 1 - u->ox; /* exclusive, in run coordinates */
+            if (s->W - 1 - off < 0) hi = 0;
+            if (lo < 0) lo = 0;
+            if (hi > u->len) hi = u->len;
+            if (lo > hi) lo = hi;
+            for (int j = 0; j < lo; j++) o[j] = 0.0f;
+            if (st == 1) {
+                if (hi > lo) memcpy(o + lo, row + u->ox + lo + off, (size_t)(hi - lo) * sizeof(float));
+            } else {
+                for (int j = lo; j < hi; j++) o[j] = row[(u->ox + j) * st + off];
+            }
+            for (int j = hi; j < u->len; j++) o[j] = 0.0f;
         }
     }
 }
