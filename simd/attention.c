@@ -20,7 +20,10 @@
 #include "kernels.h"
 #include "vmath.h"
 
-#if VL == 16
+#if defined(ATT_MR16) && VL == 16
+#define ATT_MR ATT_MR16
+#define ATT_NV ATT_NV16
+#elif VL == 16
 #define ATT_MR 8
 #define ATT_NV 2
 #elif VL == 8
@@ -31,7 +34,9 @@
 #define ATT_NV 4
 #endif
 #define ATT_NR (ATT_NV * VL) /* queries per block */
+#ifndef ATT_BC
 #define ATT_BC 128           /* keys per block (a multiple of ATT_MR) */
+#endif
 
 /* K of head h as panels of ATT_MR keys, [head_dim][ATT_MR] each, zero keys past nk. */
 static void pack_keys(const float *k, const struct attn_shape *s, int h, int panel, float *dst)

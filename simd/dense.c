@@ -25,6 +25,12 @@ const float *SX(tensor_f32)(const struct tensor *t, size_t n, enum scratch_slot 
 void SX(simd_linear)(const struct ops *o, float *y, const float *x, const struct tensor *w, const struct tensor *b,
                      const float *res, int M, int K, int N)
 {
+#ifdef HAVE_BF16DOT
+    const struct simd_state *st = simd_state_of(o);
+    if (st && st->bf16dot && w->dtype == DT_BF16 &&
+        SX(bf16dot_linear)(o, y, x, w, SX(tensor_f32)(b, (size_t)N, SCRATCH_T2), res, M, K, N))
+        return;
+#endif
     struct gemm_op g = {
         .M = M, .N = N, .K = K,
         .a_kind = GEMM_A_ROWS, .a = {.p = x, .dt = DT_F32, .ld = (size_t)K},

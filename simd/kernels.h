@@ -20,6 +20,13 @@ void SX(simd_conv2d)(const struct ops *o, float *y, const float *x, const struct
 void SX(simd_embedding)(const struct ops *o, float *y, const struct tensor *table, const int32_t *ids, int n,
                         int dim);
 
+#if VL == 16 && (defined(__x86_64__) || defined(__i386__))
+/* bf16dot.c: bf16 weights through vdpbf16ps; 0 if it does not apply. */
+int SX(bf16dot_linear)(const struct ops *o, float *y, const float *x, const struct tensor *w, const float *bias,
+                       const float *res, int M, int K, int N);
+#define HAVE_BF16DOT 1
+#endif
+
 /* winograd.c: y = conv3x3(x) for stride 1 through F(4x4, 3x3). */
 void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const struct tensor *w, const float *bias,
                           const float *res, const struct conv2d_shape *s);

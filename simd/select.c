@@ -7,6 +7,8 @@
  *   ONESTEP_WINOGRAD=0   3x3 convolutions by im2col + GEMM instead of Winograd
  *   ONESTEP_WINOGRAD=2   Winograd for every 3x3 stride-1 convolution, even where
  *                        it is slower (tests use it on small shapes)
+ *   ONESTEP_BF16DOT=1    avx512 with AVX512_BF16: linear layers with bf16 weights
+ *                        through vdpbf16ps (activations rounded to bf16; off by default)
  * A table is made once per (ISA, thread count, options) and kept for the
  * life of the process, so callers never free it. */
 #include <pthread.h>
@@ -80,9 +82,11 @@ static const struct ops *get_table(const struct isa_entry *e, int threads, const
     struct simd_state st = {0};
     st.winograd = env_int("ONESTEP_WINOGRAD", 1);
     if (st.winograd < 0 || st.winograd > 2) st.winograd = 1;
+    st.bf16dot = env_int("ONESTEP_BF16DOT", 0) == 1 && f->avx512bf16 && strcmp(e->name, "avx512") == 0;
     pthread_mutex_lock(&tables_lock);
     for (struct backend *b = tables; b; b = b->next) {
-        if (strcmp(b->ops.name, e->name) == 0 && b->ops.threads == threads && b->state.winograd == st.winograd) {
+        if (strcmp(b->ops.name, e->name) == 0 && b->ops.threads == threads && b->state.winograd == st.winograd &&
+            b->state.bf16dot == st.bf16dot) {
             pthread_mutex_unlock(&tables_lock);
             return &b->ops;
         }
@@ -98,9 +102,12 @@ static const struct ops *get_table(const struct isa_entry *e, int threads, const
     b->ops.threads = threads;
     b->ops.state = &b->state;
     char feat[200];
-    snprintf(b->state.desc, sizeof b->state.desc, "%s: %s, %d thread%s, 3x3 convolutions by %s (CPU: %s; %s)", e->name,
-             e->what, threads, threads == 1 ? "" : "s", st.winograd == 2 ? "Winograd F(4x4,3x3) always" : st.winograd ? "Winograd F(4x4,3x3) where faster" : "im2col + GEMM",
-             f->brand, cpu_features_str(f, feat, sizeof feat));
+    snprintf(b->state.desc, sizeof b->state.desc, "%s: %s, %d thread%s, 3x3 convolutions by %s%s (CPU: %s; %s)",
+             e->name, e->what, threads, threads == 1 ? "" : "s",
+             st.winograd == 2 ? "Winograd F(4x4,3x3) always"
+             : st.winograd    ? "Winograd F(4x4,3x3) where faster"
+                              : "im2col + GEMM",
+             st.bf16dot ? ", bf16 weights by vdpbf16ps" : "", f->brand, cpu_features_str(f, feat, sizeof feat));
     b->next = tables;
     tables = b;
     pthread_mutex_unlock(&tables_lock);
