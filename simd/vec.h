@@ -115,6 +115,12 @@ VINLINE void vf_transpose(vf r[VL])
     }
 }
 
+/* lanes 1 .. VL-1 of a, then x: [a1, a2, ..., a(VL-1), x] */
+VINLINE vf vf_shift_in(vf a, float x)
+{
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_set1_ps(x)), _mm512_castps_si512(a), 1));
+}
+
 /* p[0 .. 4 VL): d[j] lane t = p[4t + j] (split 4-way interleaved data). */
 VINLINE void vf_deinterleave4(const float *p, vf d[4])
 {
@@ -228,6 +234,12 @@ VINLINE void vf_transpose(vf r[VL])
     }
 }
 
+VINLINE vf vf_shift_in(vf a, float x)
+{
+    const __m256i idx = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7);
+    return _mm256_blend_ps(_mm256_permutevar8x32_ps(a, idx), _mm256_set1_ps(x), 0x80);
+}
+
 VINLINE void vf_deinterleave4(const float *p, vf d[4])
 {
     __m256 a0 = _mm256_loadu_ps(p), a1 = _mm256_loadu_ps(p + 8), a2 = _mm256_loadu_ps(p + 16),
@@ -315,6 +327,11 @@ VINLINE void vf_transpose(vf r[VL])
     r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(a.val[1]), vreinterpretq_f64_f32(b.val[1])));
     r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(a.val[0]), vreinterpretq_f64_f32(b.val[0])));
     r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(a.val[1]), vreinterpretq_f64_f32(b.val[1])));
+}
+
+VINLINE vf vf_shift_in(vf a, float x)
+{
+    return vextq_f32(a, vdupq_n_f32(x), 1);
 }
 
 VINLINE void vf_deinterleave4(const float *p, vf d[4])

@@ -171,18 +171,20 @@ static void gather_tiles(const struct wino_plan *pl, const float *xc, int ty, in
         if (cs >= 0 && cs + 4 * VL + 4 <= s->W) {
             src = row + cs;
         } else { /* a row end: copy with zeros outside the image */
-            for (int i = 0; i < 4 * VL + 4; i++) buf[i] = cs + i >= 0 && cs + i < s->W ? row[cs + i] : 0.0f;
+            const int lo = cs < 0 ? -cs : 0, hi = s->W - cs < 4 * VL + 4 ? s->W - cs : 4 * VL + 4;
+            memset(buf, 0, sizeof buf);
+            if (hi > lo) memcpy(buf + lo, row + cs + lo, (size_t)(hi - lo) * sizeof(float));
             src = buf;
         }
-        vf lo[4], hi[4];
-        vf_deinterleave4(src, lo);     /* columns 0..3 of each tile */
-        vf_deinterleave4(src + 4, hi); /* columns 4, 5 = the next tile's 0, 1 */
+        vf lo[4];
+        vf_deinterleave4(src, lo); /* columns 0..3 of each tile */
         d[r][0] = lo[0];
         d[r][1] = lo[1];
         d[r][2] = lo[2];
         d[r][3] = lo[3];
-        d[r][4] = hi[0];
-        d[r][5] = hi[1];
+        /* columns 4, 5 are the next tile's 0, 1 */
+        d[r][4] = vf_shift_in(lo[0], src[4 * VL]);
+        d[r][5] = vf_shift_in(lo[1], src[4 * VL + 1]);
     }
 }
 
@@ -205,32 +207,38 @@ static void gather_tiles_lanes(const struct wino_plan *pl, const float *xc, long
         for (int j = 0; j < 6; j++) d[r][j] = vf_load(buf[r][j]);
 }
 
+/* Loop order: panel, channel, the panel's NR / VL groups. Each of the 36
+ * outputs of a group goes to a different xi's panel; in this order every
+ * xi's panel [C][NR] is written front to back, 36 sequential streams. */
 static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq)
 {
     const struct conv2d_shape *s = pl->s;
     const size_t plane = (size_t)s->H * s->W, xi_stride = (size_t)nq * s->C * GEMM_NR;
-    const int ngroups = (tn + VL - 1) / VL;
-    for (int c = 0; c < s->C; c++) {
-        const float *xc = x + (size_t)c * plane;
-        for (int gi = 0; gi < ngroups; gi++) {
-            const long t = t0 + (long)gi * VL;
-            const int n = tn - gi * VL < VL ? tn - gi * VL : VL;
-            const int ty = (int)(t / pl->ntx), tx0 = (int)(t % pl->ntx);
-            float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
-            vf d[6][6], e[6][6];
-            if (n == VL && tx0 + VL <= pl->ntx) gather_tiles(pl, xc, ty, tx0, d);
-            else gather_tiles_lanes(pl, xc, t, n, d);
-            for (int r = 0; r < 6; r++) bt6(d[r], e[r]); /* d B, row by row */
-            for (int b = 0; b < 6; b++) {
-                vf col[6] = {e[0][b], e[1][b], e[2][b], e[3][b], e[4][b], e[5][b]}, o[6];
-                bt6(col, o); /* B^T (d B), column by column */
-                for (int a = 0; a < 6; a++) vf_store(dst + (size_t)(a * 6 + b) * xi_stride, o[a]);
+    const int ngroups = (tn + VL - 1) / VL, gpp = GEMM_NR / VL;
+    for (int q = 0; q < nq; q++) {
+        for (int c = 0; c < s->C; c++) {
+            const float *xc = x + (size_t)c * plane;
+            float *row = V + ((size_t)q * s->C + c) * GEMM_NR;
+            for (int g = 0; g < gpp; g++) {
+                const int gi = q * gpp + g;
+                float *dst = row + g * VL;
+                if (gi >= ngroups) { /* past the chunk's last tile: zeros for the GEMM */
+                    for (int xi = 0; xi < 36; xi++) vf_store(dst + (size_t)xi * xi_stride, vf_zero());
+                    continue;
+                }
+                const long t = t0 + (long)gi * VL;
+                const int n = tn - gi * VL < VL ? tn - gi * VL : VL;
+                const int ty = (int)(t / pl->ntx), tx0 = (int)(t % pl->ntx);
+                vf d[6][6], e[6][6];
+                if (n == VL && tx0 + VL <= pl->ntx) gather_tiles(pl, xc, ty, tx0, d);
+                else gather_tiles_lanes(pl, xc, t, n, d);
+                for (int r = 0; r < 6; r++) bt6(d[r], e[r]); /* d B, row by row */
+                for (int b = 0; b < 6; b++) {
+                    vf col[6] = {e[0][b], e[1][b], e[2][b], e[3][b], e[4][b], e[5][b]}, o[6];
+                    bt6(col, o); /* B^T (d B), column by column */
+                    for (int a = 0; a < 6; a++) vf_store(dst + (size_t)(a * 6 + b) * xi_stride, o[a]);
+                }
             }
-        }
-        /* a partial last panel: zero its unused columns so the GEMM reads numbers */
-        for (int gi = ngroups; (gi * VL) % GEMM_NR != 0; gi++) {
-            float *dst = V + (size_t)(gi * VL / GEMM_NR) * s->C * GEMM_NR + (size_t)c * GEMM_NR + (gi * VL) % GEMM_NR;
-            for (int xi = 0; xi < 36; xi++) vf_store(dst + (size_t)xi * xi_stride, vf_zero());
         }
     }
 }
