@@ -348,6 +348,9 @@ static void test_exact(const char *isa)
         r->copy2d(r, want + 3, 50, src + 1, 33, 20, 31);
         o->copy2d(o, got + 3, 50, src + 1, 33, 20, 31);
         check_within("copy2d 20x31 between strides 33 and 50", got, want, NULL, 20 * 50);
+        free(src);
+        free(want);
+        free(got);
     }
 }
 
