@@ -8,8 +8,16 @@
  *           for each work item (MC rows of A x one B panel): (threads split items)
  *               for each A panel of the item: micro-kernel
  * so each element of A and B is converted and packed exactly once, the B
- * panel of a work item stays in L1 while MC/MR tiles stream past it, and
- * the threads never write the same C element. */
+ * panel of a work item stays in cache while MC/MR tiles stream past it, and
+ * the threads never write the same C element. An f32 A (activations) is
+ * read in place, with no copy.
+ *
+ * Weights are converted and packed on every call rather than cached per
+ * tensor: measured on the UNet's shapes the packing is 1% of a linear
+ * layer at 4096 tokens, 4% at 1024, 12% at 256 and 20-30% at 64-77 tokens
+ * (where the layer is bound by reading the weights once anyway), while a
+ * cached f32 copy would double the weights' memory (SD-Turbo's UNet: 1.7 GB
+ * of f16 becoming 3.4 GB more) against a 2.3 GB peak-RSS target. */
 #include <omp.h>
 #include <string.h>
 
