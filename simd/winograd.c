@@ -361,9 +361,13 @@ void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const s
     long tc = WINO_BUDGET / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
     tc = tc / GEMM_NR * GEMM_NR;
     if (tc < 2 * GEMM_NR) tc = 2 * GEMM_NR;
+    /* and a multiple of the thread count of equal chunks, so no thread idles */
+    const int threads = o->threads > 0 ? o->threads : 1;
+    long nchunks = (pl.ntiles + tc - 1) / tc;
+    nchunks = (nchunks + threads - 1) / threads * threads;
+    tc = ((pl.ntiles + nchunks - 1) / nchunks + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     pl.tc = (int)tc;
-    const long nchunks = (pl.ntiles + pl.tc - 1) / pl.tc;
-    const int threads = o->threads;
+    nchunks = (pl.ntiles + pl.tc - 1) / pl.tc;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
