@@ -4,6 +4,9 @@
 #   make test        build and run every test (tests/test_*.c)
 #   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
 #   make neon-test   cross-build the library and kernel tests for arm64 and run them under qemu (build-aarch64/)
+#   make unicode-tables  regenerate ref/unicode_tables.c (python3 + Debian's unicode-data)
+#   make golden      regenerate golden/ from the scalar reference (review the diff)
+#   make golden-check  the bit-exact golden test under gcc and clang at -O0 and -O2
 #   make clean
 #
 # Variables: CC (gcc or clang), BUILD (object directory, so several builds can
@@ -27,7 +30,14 @@ MACHINE := $(shell $(CC) -dumpmachine)
 
 # Programs are tools/<name>.c; code shared by several programs is tools/lib/.
 # BIN is where they land: the project root for the normal build.
-PROGRAMS := onestep tensordiff peakflops kbench
+PROGRAMS := onestep
+PROGRAMS += tensordiff
+PROGRAMS += mkmodel
+PROGRAMS += mkgolden
+PROGRAMS += modelinfo
+PROGRAMS += dumpviz
+PROGRAMS += peakflops
+PROGRAMS += kbench
 BIN ?= .
 # simd/: select.c, cpu.c, scratch.c, blas.c are plain C; every other simd/*.c is a
 # kernel source compiled once per instruction set (SIMD_ISAS) with that
@@ -51,7 +61,7 @@ TEST_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_LIB_SRC))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libonestep.a
 
-.PHONY: all test sanitize neon-test clean
+.PHONY: all test sanitize neon-test clean unicode-tables golden golden-check
 .SECONDARY:
 PROG_BIN := $(patsubst %,$(BIN)/%,$(PROGRAMS))
 all: $(PROG_BIN)
@@ -94,6 +104,29 @@ neon-test:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread -ldl" \
 		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
 	TEST_RUNNER="$(QEMU_AARCH64)" tests/run.sh build-aarch64/tests
+
+# The tokenizer's Unicode tables are generated, and committed so that the
+# normal build needs no Python.
+UNICODE_DATA ?= /usr/share/unicode
+unicode-tables:
+	python3 tools/gen_unicode_tables.py $(UNICODE_DATA) ref/unicode_tables.c
+
+# golden/: the reference's own outputs, frozen (golden/README.md).
+golden: $(BIN)/mkgolden
+	$(BIN)/mkgolden
+
+# The reference must not depend on the compiler or the optimisation level:
+# the same golden files, bit for bit, from each of these builds.
+GOLDEN_BUILDS ?= gcc:-O2 gcc:-O0 clang:-O2 clang:-O0
+golden-check:
+	@set -e; for b in $(GOLDEN_BUILDS); do \
+	    cc=$${b%%:*}; opt=$${b#*:}; dir=build-golden-$$cc$$opt; \
+	    echo "== golden-check: $$cc $$opt ($$dir)"; \
+	    $(MAKE) --no-print-directory CC=$$cc OPT=$$opt BUILD=$$dir $$dir/tests/test_golden; \
+	    st=0; ONESTEP_TEST_BACKENDS= $$dir/tests/test_golden > $$dir/test_golden.log 2>&1 || st=$$?; \
+	    grep -v '^ok ' $$dir/test_golden.log || true; \
+	    [ $$st -eq 0 ] || { echo "golden-check: $$cc $$opt FAILED (log: $$dir/test_golden.log)"; exit 1; }; \
+	done
 
 clean:
 	rm -rf build build-* $(PROGRAMS)

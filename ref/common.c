@@ -25,7 +25,13 @@ int os_prefix(struct os_err *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = '\0';
-    snprintf(err->msg, sizeof err->msg, "%s%s", prefix, old);
+    /* prefix first, then as much of the old message as fits */
+    size_t n = strlen(prefix), m = strlen(old);
+    if (n > sizeof err->msg - 1) n = sizeof err->msg - 1;
+    if (m > sizeof err->msg - 1 - n) m = sizeof err->msg - 1 - n;
+    memcpy(err->msg, prefix, n);
+    memcpy(err->msg + n, old, m);
+    err->msg[n + m] = '\0';
     return -1;
 }
 

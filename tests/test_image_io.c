@@ -119,6 +119,34 @@ int main(void)
     check(image_read_rgb(bad, &back, &bw, &bh, &err) == -1 && strstr(err.msg, "not a readable PNG or JPEG"),
           "not an image: %s", err.msg);
 
+    /* Lanczos resize: a flat image stays flat, same size is the identity, a
+     * horizontal ramp stays a ramp (monotonic) when shrunk */
+    {
+        int sw = 40, sh = 24;
+        unsigned char *flat = malloc((size_t)sw * sh * 3), *ramp = malloc((size_t)sw * sh * 3);
+        for (int y = 0; y < sh; y++)
+            for (int x = 0; x < sw; x++)
+                for (int c = 0; c < 3; c++) {
+                    flat[(y * sw + x) * 3 + c] = (unsigned char)(50 + 60 * c);
+                    ramp[(y * sw + x) * 3 + c] = (unsigned char)(x * 6);
+                }
+        unsigned char *r = image_resize_rgb(flat, sw, sh, 17, 31);
+        int ok = r != NULL;
+        for (int i = 0; ok && i < 17 * 31 * 3; i++) ok = r[i] == 50 + 60 * (i % 3);
+        check(ok, "resize keeps a flat image flat (40x24 -> 17x31)");
+        free(r);
+        r = image_resize_rgb(ramp, sw, sh, sw, sh);
+        check(r && memcmp(r, ramp, (size_t)sw * sh * 3) == 0, "resize to the same size is the identity");
+        free(r);
+        r = image_resize_rgb(ramp, sw, sh, 16, 8);
+        ok = r != NULL;
+        for (int x = 1; ok && x < 16; x++) ok = r[(3 * 16 + x) * 3] > r[(3 * 16 + x - 1) * 3];
+        check(ok, "a shrunk ramp is still increasing");
+        free(r);
+        free(flat);
+        free(ramp);
+    }
+
     /* the conformance suite's init images */
     const char *conf = conformance_dir();
     if (conf) {

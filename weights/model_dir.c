@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "single_file.h"
+
 char *path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
@@ -66,9 +68,18 @@ int model_dir_open(const char *path, struct model_dir **out, struct os_err *err)
     return 0;
 }
 
+int model_open(const char *path, const struct model_open_opts *opts, struct model_dir **out, struct os_err *err)
+{
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return single_file_open(path, opts, out, err);
+    return model_dir_open(path, out, err);
+}
+
 void model_dir_close(struct model_dir *m)
 {
     if (!m) return;
+    single_file_close(m->single);
     json_free(m->index);
     OS_FREE(m->path);
     OS_FREE(m);
@@ -121,6 +132,7 @@ static char *find_weights(const char *dir, enum weight_variant variant, struct o
 int component_open(const struct model_dir *m, const char *name, const char *config_file, int with_weights,
                    enum weight_variant variant, struct component *c, struct os_err *err)
 {
+    if (m->single) return single_file_component(m, name, config_file, with_weights, c, err);
     memset(c, 0, sizeof *c);
     c->name = os_strdup(name);
     c->dir = path_join(m->path, name);
@@ -129,6 +141,43 @@ int component_open(const struct model_dir *m, const char *name, const char *conf
         os_fail(err, "%s: missing component directory (model_index.json of %s lists \"%s\")", c->dir, m->path, name);
         goto fail;
     }
+    if (config_file) {
+        c->config_path = path_join(c->dir, config_file);
+        if (!c->config_path) goto oom;
+        c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
+        if (!c->config) goto fail;
+        if (c->config->type != JSON_OBJECT) {
+            os_fail(err, "%s: must be a JSON object", c->config_path);
+            goto fail;
+        }
+    }
+    if (with_weights) {
+        c->weights_path = find_weights(c->dir, variant, err);
+        if (!c->weights_path) goto fail;
+        if (st_open(c->weights_path, &c->file, err)) goto fail;
+        c->tensors = c->file->tensors;
+        c->ntensors = c->file->ntensors;
+        c->used = OS_CALLOC(c->ntensors ? c->ntensors : 1, 1);
+        if (!c->used) goto oom;
+    }
+    return 0;
+oom:
+    os_fail(err, "out of memory");
+fail:
+    component_close(c);
+    return -1;
+}
+
+int component_open_dir(const char *dir, const char *name, const char *config_file, int with_weights,
+                       enum weight_variant variant, struct component *c, struct os_err *err)
+{
+    memset(c, 0, sizeof *c);
+    struct stat st;
+    if (stat(dir, &st) != 0) return os_fail(err, "%s: %s directory not found (%s)", dir, name, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return os_fail(err, "%s: the %s must be a directory (config.json + weights)", dir, name);
+    c->name = os_strdup(name);
+    c->dir = os_strdup(dir);
+    if (!c->name || !c->dir) goto oom;
     if (config_file) {
         c->config_path = path_join(c->dir, config_file);
         if (!c->config_path) goto oom;
@@ -277,4 +326,32 @@ int component_check_unused(const struct component *c, const char *const *ignore,
 void component_release_pages(struct component *c)
 {
     st_release_pages(c->file);
+}
+
+void model_tokenizer_files_free(struct model_tokenizer_files *f)
+{
+    OS_FREE(f->vocab_json);
+    OS_FREE(f->merges_txt);
+    OS_FREE(f->tokenizer_config);
+    OS_FREE(f->special_tokens_map);
+    memset(f, 0, sizeof *f);
+}
+
+int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
+                          struct os_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (m->single) return single_file_tokenizer_files(m, name, out, err);
+    char *dir = path_join(m->path, name);
+    if (!dir) return os_fail(err, "out of memory");
+    out->vocab_json = path_join(dir, "vocab.json");
+    out->merges_txt = path_join(dir, "merges.txt");
+    out->tokenizer_config = path_join(dir, "tokenizer_config.json");
+    out->special_tokens_map = path_join(dir, "special_tokens_map.json");
+    OS_FREE(dir);
+    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
+        model_tokenizer_files_free(out);
+        return os_fail(err, "out of memory");
+    }
+    return 0;
 }

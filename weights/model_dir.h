@@ -48,12 +48,43 @@ struct component {
     int tensors_owned;      /* tensors[] was allocated by us, not st_file's */
 };
 
+struct single_file; /* weights/single_file.h */
+
 struct model_dir {
     char *path;
     struct json *index;       /* model_index.json (synthesised for single files) */
     const char *pipeline;     /* "_class_name" of model_index.json */
     int is_sdxl;              /* StableDiffusionXL*Pipeline */
+    struct single_file *single; /* non-NULL when `path` is a single-file checkpoint */
 };
+
+/* Where model_open finds what a single-file checkpoint lacks (all optional). */
+struct model_open_opts {
+    const char *configs_dir; /* weights/configs; default $ONESTEP_CONFIGS, else "weights/configs" */
+    const char *config;      /* a directory laid out like a diffusers model (model_index.json,
+                                <component>/config.json, tokenizer configs) describing the checkpoint;
+                                default: chosen by the checkpoint's family from configs_dir */
+    const char *vocab_dir;   /* vocab.json + merges.txt; default $ONESTEP_VOCAB, then the search
+                                weights/configs/README.md describes */
+};
+
+/* Open a diffusers model directory, or a single-file checkpoint
+ * (sd_turbo.safetensors, sd_xl_turbo_1.0_fp16.safetensors): its components
+ * then open with component_open as if it were a directory, their tensors
+ * renamed views into the one mapping (weights/single_file.c). opts may be
+ * NULL. Close components before the model. */
+int model_open(const char *path, const struct model_open_opts *opts, struct model_dir **out, struct os_err *err);
+
+/* The tokenizer files of component `name` ("tokenizer", "tokenizer_2"):
+ * MODEL/<name>/ for a directory; for a single file the tokenizer configs of
+ * its config directory and vocab.json / merges.txt from the vocab directory.
+ * Paths are allocated; free them with model_tokenizer_files_free. */
+struct model_tokenizer_files {
+    char *vocab_json, *merges_txt, *tokenizer_config, *special_tokens_map;
+};
+int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
+                          struct os_err *err);
+void model_tokenizer_files_free(struct model_tokenizer_files *f);
 
 /* Open MODEL/model_index.json; errors name the path, and a missing directory
  * says how to get the weights. */
@@ -68,6 +99,13 @@ int model_dir_has(const struct model_dir *m, const char *component);
 int component_open(const struct model_dir *m, const char *name, const char *config_file, int with_weights,
                    enum weight_variant variant, struct component *c, struct os_err *err);
 void component_close(struct component *c);
+
+/* A component that lives in a directory of its own rather than inside a
+ * model directory (--taesd DIR: config.json + diffusion_pytorch_model
+ * [.fp16].safetensors, the layout of the madebyollin/taesd repos). `name`
+ * names it in messages ("taesd"); config_file and with_weights as above. */
+int component_open_dir(const char *dir, const char *name, const char *config_file, int with_weights,
+                       enum weight_variant variant, struct component *c, struct os_err *err);
 
 /* Tensor by name (marks it used) or NULL. */
 const struct tensor *component_get(struct component *c, const char *name);

@@ -1,6 +1,7 @@
 #include "image_io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,64 @@ int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct
     *w = x;
     *h = y;
     return 0;
+}
+
+static double lanczos3(double x)
+{
+    const double pi = 3.14159265358979323846;
+    if (x == 0.0) return 1.0;
+    if (x <= -3.0 || x >= 3.0) return 0.0;
+    double a = pi * x, b = pi * x / 3.0;
+    return (sin(a) / a) * (sin(b) / b);
+}
+
+/* One pass along an axis: out[o] = sum_i w(o, i) * in[i], for n lines of
+ * `count` samples at stride `step` (3 channels interleaved). */
+static void resample_axis(const float *in, int insize, float *out, int outsize, int lines, size_t in_line,
+                          size_t out_line, size_t step)
+{
+    double scale = (double)insize / outsize;
+    double fscale = scale > 1.0 ? scale : 1.0;
+    double support = 3.0 * fscale;
+    double *w = malloc(((size_t)support * 2 + 3) * sizeof *w);
+    if (!w) return;
+    for (int o = 0; o < outsize; o++) {
+        double center = (o + 0.5) * scale;
+        int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
+        if (lo < 0) lo = 0;
+        if (hi > insize) hi = insize;
+        double sum = 0;
+        for (int i = lo; i < hi; i++) sum += w[i - lo] = lanczos3((i - center + 0.5) / fscale);
+        for (int l = 0; l < lines; l++)
+            for (int c = 0; c < 3; c++) {
+                double acc = 0;
+                for (int i = lo; i < hi; i++) acc += w[i - lo] * in[l * in_line + (size_t)i * step + c];
+                out[l * out_line + (size_t)o * step + c] = (float)(sum != 0 ? acc / sum : 0);
+            }
+    }
+    free(w);
+}
+
+unsigned char *image_resize_rgb(const unsigned char *src, int sw, int sh, int dw, int dh)
+{
+    if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0) return NULL;
+    float *a = malloc((size_t)sw * sh * 3 * sizeof *a), *b = malloc((size_t)dw * sh * 3 * sizeof *b);
+    float *c = malloc((size_t)dw * dh * 3 * sizeof *c);
+    unsigned char *out = malloc((size_t)dw * dh * 3);
+    if (!a || !b || !c || !out) {
+        free(a), free(b), free(c), free(out);
+        return NULL;
+    }
+    for (size_t i = 0; i < (size_t)sw * sh * 3; i++) a[i] = src[i];
+    /* horizontal: sh lines of sw pixels; vertical: treat columns as lines */
+    resample_axis(a, sw, b, dw, sh, (size_t)sw * 3, (size_t)dw * 3, 3);
+    resample_axis(b, sh, c, dh, dw, 3, 3, (size_t)dw * 3);
+    for (size_t i = 0; i < (size_t)dw * dh * 3; i++) {
+        float v = c[i] < 0 ? 0 : c[i] > 255 ? 255 : c[i];
+        out[i] = (unsigned char)lrintf(v);
+    }
+    free(a), free(b), free(c);
+    return out;
 }
 
 static uint32_t be32(const unsigned char *p)

@@ -21,6 +21,14 @@ int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, cons
  * checked from the header before anything is decoded. *rgb is malloc'd. */
 int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct os_err *err);
 
+/* Resize 8-bit RGB with a Lanczos-3 filter the way PIL's Image.resize(...,
+ * LANCZOS) does it (diffusers' VaeImageProcessor default): separable, the
+ * kernel widened by the scale factor when shrinking (antialiasing), weights
+ * normalised per output pixel. PIL works in 8-bit fixed point between the two
+ * passes; this works in float and rounds once, so results can differ from
+ * PIL's by a level. Returns a malloc'd dw x dh x 3 buffer or NULL. */
+unsigned char *image_resize_rgb(const unsigned char *src, int sw, int sh, int dw, int dh);
+
 /* Read a PNG's text chunk `key` (tEXt or iTXt); malloc'd string or NULL. For
  * tests and for users checking what a file says. */
 char *png_read_text(const char *path, const char *key, struct os_err *err);
