@@ -26,8 +26,9 @@
  * vectors and one broadcast must fit the register file: 24+5 of 32 zmm,
  * 12+3 of 16 ymm, 24+4 of 32 q registers. On AVX-512, 6 x 64 needs fewer
  * loads per FMA than 12 x 32 (10 vs 14 per 24) and NR = 64 divides every
- * channel count of the models, so B has no ragged edge panels; measured
- * with tools/kbench it is the fastest of 12x32, 14x32, 8x48 and 6x64. */
+ * channel count of the models, so B has no ragged edge panels. Measured
+ * on the UNet's linear shapes, 6x64 and 8x48 came out ahead of 12x32 and
+ * 14x32 by 5-10% (all reach 97-100% of peak on data in L1). */
 #if defined(GEMM_MR16) && VL == 16
 /* set from outside (tuning experiments) */
 #define GEMM_MR GEMM_MR16
