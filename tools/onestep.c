@@ -127,7 +127,7 @@ static void print_version(const char *backend, int threads)
     struct os_err e;
     const struct ops *o = ops_by_name(backend ? backend : "auto", threads, &e);
     printf("onestep %s\n", ONESTEP_VERSION);
-    if (o) printf("backend: %s, %d thread%s\n", o->name, o->threads, o->threads == 1 ? "" : "s");
+    if (o) printf("backend: %s\n", ops_describe(o)); /* ISA, threads, options, CPU features */
     else printf("backend: %s\n", e.msg);
 }
 
