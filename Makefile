@@ -94,12 +94,13 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 sanitize:
 	$(MAKE) BUILD=build-asan BIN=build-asan OPT=-O1 CFLAGS="$(SAN)" LDFLAGS="$(SAN)" test
 
-# NEON: the library and the tests that need no zlib/stb (the kernel parity
-# tests among them), cross-compiled and run under qemu-user. Needs Debian's
-# gcc-aarch64-linux-gnu and qemu-user.
+# NEON: the library and the tests that need no zlib/stb, cross-compiled and
+# run under qemu-user: the kernel parity tests and every conformance case end
+# to end (test_pipeline runs the reference and the neon table; ~4 minutes
+# under emulation). Needs Debian's gcc-aarch64-linux-gnu and qemu-user.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
-NEON_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_simd_*.c)) test_json test_safetensors
+NEON_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_simd_*.c)) test_json test_safetensors test_pipeline
 neon-test:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread -ldl" \
 		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
