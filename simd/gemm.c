@@ -186,6 +186,7 @@ struct gemm_plan {
     size_t a_ps, b_ps;   /* panel strides in the pack buffers */
     float *abuf, *bbuf;
     int a_direct;        /* A is an f32 row-major matrix read in place (only a ragged last panel is packed) */
+    long *next;          /* the next unclaimed work item of the current block (shared by the team) */
 };
 
 /* where packed A panel p lives (direct mode packs only the last one) */
@@ -256,6 +257,25 @@ static void do_tile(const struct gemm_op *g, int p, int q, const float *a, size_
     for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * GEMM_NR, (size_t)nr * sizeof(float));
 }
 
+/* Work item: the A panels of row block ic against B panel q0 + q. */
+static void run_item(const struct gemm_plan *pl, int ic, int q0, int q, int kb, int k0, int kc)
+{
+    const struct gemm_op *g = pl->g;
+    const float *b = g->b_kind == GEMM_B_PACKED ? g->b_packed + (size_t)(q0 + q) * g->b_pstride + (size_t)k0 * GEMM_NR
+                                                : pl->bbuf + (size_t)q * pl->b_ps;
+    const int p1 = (ic + 1) * GEMM_MCP < pl->mp ? (ic + 1) * GEMM_MCP : pl->mp;
+    for (int p = ic * GEMM_MCP; p < p1; p++) {
+        if (a_panel_direct(pl, p)) {
+            const float *a = (const float *)g->a.p + (size_t)p * GEMM_MR * g->a.ld + k0;
+            do_tile(g, p, q0 + q, a, 1, g->a.ld, b, kc, kb == 0);
+        } else {
+            const float *a = g->a_kind == GEMM_A_PACKED ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
+                                                        : a_slot(pl, p);
+            do_tile(g, p, q0 + q, a, GEMM_MR, 1, b, kc, kb == 0);
+        }
+    }
+}
+
 static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
 {
     const struct gemm_op *g = pl->g;
@@ -270,29 +290,33 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
             if (g->b_kind != GEMM_B_PACKED) {
                 for (int q = tid; q < nq; q += nt) pack_b_panel(pl, q0 + q, pl->bbuf + (size_t)q * pl->b_ps, k0, kc);
             }
+            if (tid == 0) *pl->next = 0; /* nobody claims items before the barrier */
             if (nt > 1) {
 #pragma omp barrier
             }
+            /* Threads claim work items as they go rather than in fixed halves,
+             * so a thread the OS descheduled (a busy machine) is covered by
+             * the other. Whole rows of items (one A block against every B
+             * panel) while there are enough of them, to keep each thread's A
+             * block in its own L2. Which thread computes an item does not
+             * change its result. */
             const int nic = (pl->mp + GEMM_MCP - 1) / GEMM_MCP;
-            const long items = (long)nic * nq;
-            const long it0 = items * tid / nt, it1 = items * (tid + 1) / nt;
-            for (long it = it0; it < it1; it++) {
-                const int ic = (int)(it / nq), q = (int)(it % nq);
-                const float *b = g->b_kind == GEMM_B_PACKED
-                                     ? g->b_packed + (size_t)(q0 + q) * g->b_pstride + (size_t)k0 * GEMM_NR
-                                     : pl->bbuf + (size_t)q * pl->b_ps;
-                const int p1 = (ic + 1) * GEMM_MCP < pl->mp ? (ic + 1) * GEMM_MCP : pl->mp;
-                for (int p = ic * GEMM_MCP; p < p1; p++) {
-                    if (a_panel_direct(pl, p)) {
-                        const float *a = (const float *)g->a.p + (size_t)p * GEMM_MR * g->a.ld + k0;
-                        do_tile(g, p, q0 + q, a, 1, g->a.ld, b, kc, kb == 0);
-                    } else {
-                        const float *a = g->a_kind == GEMM_A_PACKED
-                                             ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
-                                             : a_slot(pl, p);
-                        do_tile(g, p, q0 + q, a, GEMM_MR, 1, b, kc, kb == 0);
+            const long items = (long)nic * nq, grab = nic >= 2 * nt ? nq : 1;
+            for (;;) {
+                long it0;
+                if (nt > 1) {
+#pragma omp atomic capture
+                    {
+                        it0 = *pl->next;
+                        *pl->next += grab;
                     }
+                } else {
+                    it0 = *pl->next;
+                    *pl->next += grab;
                 }
+                if (it0 >= items) break;
+                const long it1 = it0 + grab < items ? it0 + grab : items;
+                for (long it = it0; it < it1; it++) run_item(pl, (int)(it / nq), q0, (int)(it % nq), kb, k0, kc);
             }
             if (nt > 1) {
 #pragma omp barrier
@@ -319,6 +343,8 @@ void SX(gemm_run)(const struct gemm_op *g, int threads)
         pl.abuf = simd_scratch(SCRATCH_A, (size_t)(pl.a_direct ? 1 : pl.mp) * pl.a_ps * sizeof(float));
     if (g->b_kind != GEMM_B_PACKED) pl.bbuf = simd_scratch(SCRATCH_B, (size_t)pl.ncp * pl.b_ps * sizeof(float));
     /* below ~100k multiply-adds a second thread costs more than it brings */
+    long next = 0;
+    pl.next = &next;
     double work = (double)g->M * g->N * (g->K + 1);
     if (threads > 1 && work > 1e5) {
 #pragma omp parallel num_threads(threads)
