@@ -222,28 +222,33 @@ static void pack_b_panel(const struct gemm_plan *pl, int q, float *dst, int k0, 
 /* One MR x NR tile: A panel p (A[i][k] at a[k acs + i ars]), B panel q,
  * both already at k0. */
 static void do_tile(const struct gemm_op *g, int p, int q, const float *a, size_t acs, size_t ars, const float *b,
-                    int kc, int first)
+                    size_t ldb, int kc, int first)
 {
     const int m0 = p * GEMM_MR, n0 = q * GEMM_NR;
     const int mr = g->M - m0 < GEMM_MR ? g->M - m0 : GEMM_MR;
     const int nr = g->N - n0 < GEMM_NR ? g->N - n0 : GEMM_NR;
-    float *c = g->c + (size_t)m0 * g->ldc + n0;
+    const size_t cvs = g->c_vs ? g->c_vs : VL;
+    const size_t at = (size_t)m0 * g->ldc + (size_t)(n0 / VL) * cvs; /* n0 is whole vectors */
+    float *c = g->c + at;
     /* the first k block starts from res + bias, later ones from C */
-    const float *cin = first ? (g->res ? g->res + (size_t)m0 * g->ldc + n0 : NULL) : c;
+    const float *cin = first ? (g->res ? g->res + at : NULL) : c;
     const float *bn = first && g->bias_n ? g->bias_n + n0 : NULL;
     const float *bm = first && g->bias_m ? g->bias_m + m0 : NULL;
     if (mr == GEMM_MR && nr == GEMM_NR) {
-        if (acs == GEMM_MR) /* packed: constant strides for the compiler */
+        if (acs == GEMM_MR && cvs == VL && ldb == GEMM_NR) /* packed, plain: constants for the compiler */
             gemm_tile(GEMM_MR, GEMM_NV, kc, a, GEMM_MR, 1, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
-        else
+        else if (cvs == VL && ldb == GEMM_NR)
             gemm_tile(GEMM_MR, GEMM_NV, kc, a, 1, ars, b, GEMM_NR, c, g->ldc, cin, g->ldc, bn, bm);
+        else
+            gemm_tile_vs(GEMM_MR, GEMM_NV, kc, a, acs, ars, b, ldb, c, g->ldc, cvs, cin, g->ldc, bn, bm);
         return;
     }
     /* edge tile: through a full-size buffer, padded with zeros */
     float tile[GEMM_MR * GEMM_NR], bnp[GEMM_NR], bmp[GEMM_MR];
     memset(tile, 0, sizeof tile);
     if (cin)
-        for (int i = 0; i < mr; i++) memcpy(tile + i * GEMM_NR, cin + (size_t)i * g->ldc, (size_t)nr * sizeof(float));
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) tile[i * GEMM_NR + j] = cin[(size_t)i * g->ldc + (size_t)(j / VL) * cvs + j % VL];
     if (bn) {
         memset(bnp, 0, sizeof bnp);
         memcpy(bnp, bn, (size_t)nr * sizeof(float));
@@ -252,26 +257,28 @@ static void do_tile(const struct gemm_op *g, int p, int q, const float *a, size_
         memset(bmp, 0, sizeof bmp);
         memcpy(bmp, bm, (size_t)mr * sizeof(float));
     }
-    gemm_tile(GEMM_MR, GEMM_NV, kc, a, acs, ars, b, GEMM_NR, tile, GEMM_NR, tile, GEMM_NR, bn ? bnp : NULL,
+    gemm_tile(GEMM_MR, GEMM_NV, kc, a, acs, ars, b, ldb, tile, GEMM_NR, tile, GEMM_NR, bn ? bnp : NULL,
               bm ? bmp : NULL);
-    for (int i = 0; i < mr; i++) memcpy(c + (size_t)i * g->ldc, tile + i * GEMM_NR, (size_t)nr * sizeof(float));
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[(size_t)i * g->ldc + (size_t)(j / VL) * cvs + j % VL] = tile[i * GEMM_NR + j];
 }
 
 /* Work item: the A panels of row block ic against B panel q0 + q. */
 static void run_item(const struct gemm_plan *pl, int ic, int q0, int q, int kb, int k0, int kc)
 {
     const struct gemm_op *g = pl->g;
-    const float *b = g->b_kind == GEMM_B_PACKED ? g->b_packed + (size_t)(q0 + q) * g->b_pstride + (size_t)k0 * GEMM_NR
+    const size_t ldb = g->b_kind == GEMM_B_PACKED && g->b_ld ? g->b_ld : GEMM_NR;
+    const float *b = g->b_kind == GEMM_B_PACKED ? g->b_packed + (size_t)(q0 + q) * g->b_pstride + (size_t)k0 * ldb
                                                 : pl->bbuf + (size_t)q * pl->b_ps;
     const int p1 = (ic + 1) * GEMM_MCP < pl->mp ? (ic + 1) * GEMM_MCP : pl->mp;
     for (int p = ic * GEMM_MCP; p < p1; p++) {
         if (a_panel_direct(pl, p)) {
             const float *a = (const float *)g->a.p + (size_t)p * GEMM_MR * g->a.ld + k0;
-            do_tile(g, p, q0 + q, a, 1, g->a.ld, b, kc, kb == 0);
+            do_tile(g, p, q0 + q, a, 1, g->a.ld, b, ldb, kc, kb == 0);
         } else {
             const float *a = g->a_kind == GEMM_A_PACKED ? g->a_packed + (size_t)p * g->a_pstride + (size_t)k0 * GEMM_MR
                                                         : a_slot(pl, p);
-            do_tile(g, p, q0 + q, a, GEMM_MR, 1, b, kc, kb == 0);
+            do_tile(g, p, q0 + q, a, GEMM_MR, 1, b, ldb, kc, kb == 0);
         }
     }
 }

@@ -83,12 +83,15 @@ struct gemm_op {
     size_t a_pstride;
     enum gemm_b_kind b_kind;
     struct gemm_src b;
-    /* GEMM_B_PACKED: panel q (columns q NR ..) is b_packed + q b_pstride, [K][NR] */
+    /* GEMM_B_PACKED: panel q (columns q NR ..) is b_packed + q b_pstride,
+     * its row k (NR floats) at + k b_ld (0: NR, rows back to back) */
     const float *b_packed;
-    size_t b_pstride;
+    size_t b_pstride, b_ld;
     float *c;
     size_t ldc;
-    const float *res;    /* [M][ldc] like c, may be c itself, or NULL */
+    size_t c_vs;         /* distance between C's vectors of VL columns (0: VL, i.e. contiguous rows);
+                          * Winograd interleaves its 36 products this way */
+    const float *res;    /* laid out like c, may be c itself, or NULL */
     const float *bias_n; /* bias per column n (linear), or NULL */
     const float *bias_m; /* bias per row m (convolution: per output channel), or NULL */
 };
@@ -100,9 +103,10 @@ void SX(gemm_run)(const struct gemm_op *g, int threads);
  * C[MR x NR] = (sum_k A[i][k] B[k][j] + cin) + bias, A[i][k] at
  * a[k acs + i ars] (packed panels: acs = MR, ars = 1; a row-major matrix
  * read in place: acs = 1, ars = its row length), B[k][j] at b[k ldb + j]. */
-VINLINE void gemm_tile(const int MR, const int NV, int kc, const float *restrict a, size_t acs, size_t ars,
-                       const float *restrict b, size_t ldb, float *c, size_t ldc, const float *cin, size_t ldcin,
-                       const float *bias_n, const float *bias_m)
+/* The same with C's (and cin's) vector j of row i at c + i ldc + j cvs. */
+VINLINE void gemm_tile_vs(const int MR, const int NV, int kc, const float *restrict a, size_t acs, size_t ars,
+                          const float *restrict b, size_t ldb, float *c, size_t ldc, size_t cvs, const float *cin,
+                          size_t ldcin, const float *bias_n, const float *bias_m)
 {
     /* The products are summed from zero and C's old value is added at the
      * end: its cache lines, requested here, arrive while the k loop runs
@@ -110,8 +114,8 @@ VINLINE void gemm_tile(const int MR, const int NV, int kc, const float *restrict
     if (cin) {
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            __builtin_prefetch(cin + (size_t)i * ldcin, 0, 3);
-            __builtin_prefetch(cin + (size_t)i * ldcin + NV * VL - 1, 0, 3);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++) __builtin_prefetch(cin + (size_t)i * ldcin + j * cvs, 0, 3);
         }
     }
     vf acc[16][4];
@@ -136,12 +140,19 @@ VINLINE void gemm_tile(const int MR, const int NV, int kc, const float *restrict
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) {
             vf v = acc[i][j];
-            if (cin) v = vf_add(v, vf_load(cin + (size_t)i * ldcin + j * VL));
+            if (cin) v = vf_add(v, vf_load(cin + (size_t)i * ldcin + j * cvs));
             if (bias_n) v = vf_add(v, vf_load(bias_n + j * VL));
             if (bias_m) v = vf_add(v, vf_set1(bias_m[i]));
-            vf_store(c + (size_t)i * ldc + j * VL, v);
+            vf_store(c + (size_t)i * ldc + j * cvs, v);
         }
     }
+}
+
+VINLINE void gemm_tile(const int MR, const int NV, int kc, const float *restrict a, size_t acs, size_t ars,
+                       const float *restrict b, size_t ldb, float *c, size_t ldc, const float *cin, size_t ldcin,
+                       const float *bias_n, const float *bias_m)
+{
+    gemm_tile_vs(MR, NV, kc, a, acs, ars, b, ldb, c, ldc, VL, cin, ldcin, bias_n, bias_m);
 }
 
 #endif

@@ -76,9 +76,6 @@ VINLINE void at4(const vf m[6], vf o[4])
 /* ---- weights: U[xi][oc panel][c][MR] ---- */
 
 #define TAP_BLOCKS ((9 + VL - 1) / VL) /* vectors that hold one filter's 9 taps */
-#ifndef WINO_BUDGET
-#define WINO_BUDGET (24L << 20)
-#endif
 
 struct wino_plan {
     const struct conv2d_shape *s;
@@ -207,18 +204,17 @@ static void gather_tiles_lanes(const struct wino_plan *pl, const float *xc, long
         for (int j = 0; j < 6; j++) d[r][j] = vf_load(buf[r][j]);
 }
 
-/* Loop order: panel, channel, the panel's NR / VL groups. Each of the 36
- * outputs of a group goes to a different xi's panel; in this order every
- * xi's panel [C][NR] is written front to back, 36 sequential streams. */
+/* V[panel][c][xi][NR]: the 36 outputs of a group are stored side by side
+ * (the product for xi reads its B panel rows at a stride of 36 NR). */
 static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq)
 {
     const struct conv2d_shape *s = pl->s;
-    const size_t plane = (size_t)s->H * s->W, xi_stride = (size_t)nq * s->C * GEMM_NR;
+    const size_t plane = (size_t)s->H * s->W, xi_stride = GEMM_NR;
     const int ngroups = (tn + VL - 1) / VL, gpp = GEMM_NR / VL;
     for (int q = 0; q < nq; q++) {
         for (int c = 0; c < s->C; c++) {
             const float *xc = x + (size_t)c * plane;
-            float *row = V + ((size_t)q * s->C + c) * GEMM_NR;
+            float *row = V + ((size_t)q * s->C + c) * 36 * GEMM_NR;
             for (int g = 0; g < gpp; g++) {
                 const int gi = q * gpp + g;
                 float *dst = row + g * VL;
@@ -245,12 +241,14 @@ static void transform_input(const struct wino_plan *pl, const float *x, long t0,
 
 /* ---- M[xi][oc][tile] -> output rows ---- */
 
-/* M[xi][oc][ldm]: rows padded to whole vectors (lanes past tn are not used) */
+/* M[oc][group of VL tiles][xi][VL] (row stride ldm): the 36 products a
+ * group's output transform needs are 36 consecutive vectors (lanes past tn
+ * are not used). */
 static void transform_output(const struct wino_plan *pl, const float *M, size_t ldm, long t0, int tn, float *y,
                              const float *bias, const float *res)
 {
     const struct conv2d_shape *s = pl->s;
-    const size_t xi_stride = (size_t)s->OC * ldm, oplane = (size_t)pl->OH * pl->OW;
+    const size_t oplane = (size_t)pl->OH * pl->OW;
     const int ngroups = (tn + VL - 1) / VL;
     for (int oc = 0; oc < s->OC; oc++) {
         const vf bv = vf_set1(bias ? bias[oc] : 0.0f);
@@ -260,11 +258,12 @@ static void transform_output(const struct wino_plan *pl, const float *M, size_t 
             const long t = t0 + (long)gi * VL;
             const int n = tn - gi * VL < VL ? tn - gi * VL : VL;
             const int ty = (int)(t / pl->ntx), tx0 = (int)(t % pl->ntx);
-            const float *m = M + (size_t)oc * ldm + (size_t)gi * VL;
+            const float *m = M + (size_t)oc * ldm + (size_t)gi * 36 * VL;
             vf e[6][4];
             for (int a = 0; a < 6; a++) { /* (m A) row by row */
                 vf row[6];
-                for (int b = 0; b < 6; b++) row[b] = vf_load(m + (size_t)(a * 6 + b) * xi_stride);
+#pragma GCC unroll 6
+                for (int b = 0; b < 6; b++) row[b] = vf_load(m + (size_t)(a * 6 + b) * VL);
                 at4(row, e[a]);
             }
             vf Y[4][4];
@@ -324,16 +323,16 @@ static void run_chunk(const struct wino_plan *pl, const float *x, float *y, cons
     const int tn = (int)(pl->ntiles - t0 < pl->tc ? pl->ntiles - t0 : pl->tc);
     const int nq = (tn + GEMM_NR - 1) / GEMM_NR;
     float *V = simd_scratch(SCRATCH_T0, (size_t)36 * nq * s->C * GEMM_NR * sizeof(float));
-    const size_t ldm = (size_t)(tn + VL - 1) / VL * VL;
-    float *M = simd_scratch(SCRATCH_T1, (size_t)36 * s->OC * ldm * sizeof(float));
+    const size_t ldm = (size_t)(tn + VL - 1) / VL * 36 * VL;
+    float *M = simd_scratch(SCRATCH_T1, (size_t)s->OC * ldm * sizeof(float));
     transform_input(pl, x, t0, tn, V, nq);
     for (int xi = 0; xi < 36; xi++) {
         struct gemm_op g = {
             .M = s->OC, .N = tn, .K = s->C,
             .a_kind = GEMM_A_PACKED, .a_packed = pl->U + (size_t)xi * pl->mp * pl->ups, .a_pstride = pl->ups,
-            .b_kind = GEMM_B_PACKED, .b_packed = V + (size_t)xi * nq * s->C * GEMM_NR,
-            .b_pstride = (size_t)s->C * GEMM_NR,
-            .c = M + (size_t)xi * s->OC * ldm, .ldc = ldm,
+            .b_kind = GEMM_B_PACKED, .b_packed = V + (size_t)xi * GEMM_NR,
+            .b_pstride = (size_t)s->C * 36 * GEMM_NR, .b_ld = (size_t)36 * GEMM_NR,
+            .c = M + (size_t)xi * VL, .ldc = ldm, .c_vs = (size_t)36 * VL,
         };
         SX(gemm_run)(&g, 1);
     }
@@ -356,11 +355,16 @@ void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const s
     /* Chunk size: each product reuses a U_xi panel across the chunk's tiles,
      * so too few tiles make U (36 OC C floats: 38 MB at 512 channels)
      * stream from memory for little work; too many make V and M outgrow
-     * the caches. WINO_BUDGET bytes of V + M per thread balances the two
-     * (measured with tools/kbench). */
-    long tc = WINO_BUDGET / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
+     * the caches. Measured (tools/kbench, 1 thread): when U is small
+     * (128 channels: 2.4 MB, cache-resident) one B panel of tiles per chunk
+     * is fastest, V and M staying near L2; when it is large, ~24 MB of V + M
+     * per thread (hundreds of tiles) amortises its reads. */
+    const size_t ubytes = (size_t)36 * s->C * s->OC * sizeof(float);
+    const long budget = ubytes <= (4u << 20) ? 4L << 20 : 24L << 20;
+    const long min_tc = (ubytes <= (4u << 20) ? 1 : 2) * GEMM_NR;
+    long tc = budget / ((long)36 * (s->C + s->OC) * (long)sizeof(float));
     tc = tc / GEMM_NR * GEMM_NR;
-    if (tc < 2 * GEMM_NR) tc = 2 * GEMM_NR;
+    if (tc < min_tc) tc = min_tc;
     /* and a multiple of the thread count of equal chunks, so no thread idles */
     const int threads = o->threads > 0 ? o->threads : 1;
     long nchunks = (pl.ntiles + tc - 1) / tc;
