@@ -87,9 +87,9 @@ struct wino_plan {
     int tc;                     /* tiles per chunk (a multiple of NR) */
 };
 
-/* Filter taps of VL output channels oc0.. (fewer at the end: zeros) for
- * input channel c, as 9 vectors tap[k] lane i = w[oc0 + i][c][k]. */
-static void load_taps(const struct tensor *w, int C, int OC, int oc0, int c, vf tap[TAP_BLOCKS * VL])
+/* Filter taps of n (<= VL) output channels oc0.. (zeros past them and past
+ * OC) for input channel c, as 9 vectors tap[k] lane i = w[oc0 + i][c][k]. */
+static void load_taps(const struct tensor *w, int C, int OC, int oc0, int n, int c, vf tap[TAP_BLOCKS * VL])
 {
     const unsigned char *base = w->data;
     const size_t es = dtype_size(w->dtype), total = (size_t)OC * C * 9;
@@ -97,7 +97,7 @@ static void load_taps(const struct tensor *w, int C, int OC, int oc0, int c, vf 
         vf r[VL];
         for (int i = 0; i < VL; i++) {
             int oc = oc0 + i;
-            if (oc >= OC) {
+            if (i >= n || oc >= OC) {
                 r[i] = vf_zero();
                 continue;
             }
@@ -129,7 +129,7 @@ static void transform_weights_panel(const struct wino_plan *pl, const struct ten
     for (int c = 0; c < C; c++) {
         for (int g = 0; g < GEMM_MR; g += VL) {
             vf tap[TAP_BLOCKS * VL];
-            load_taps(w, C, OC, p * GEMM_MR + g, c, tap);
+            load_taps(w, C, OC, p * GEMM_MR + g, GEMM_MR - g < VL ? GEMM_MR - g : VL, c, tap);
             /* t = G g (columns), then U = t G^T (rows) */
             vf t[6][3];
             for (int j = 0; j < 3; j++) {
@@ -206,13 +206,14 @@ static void gather_tiles_lanes(const struct wino_plan *pl, const float *xc, long
 
 /* V[panel][c][xi][NR]: the 36 outputs of a group are stored side by side
  * (the product for xi reads its B panel rows at a stride of 36 NR). */
-static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq)
+static void transform_input(const struct wino_plan *pl, const float *x, long t0, int tn, float *V, int nq, int c0,
+                            int c1)
 {
     const struct conv2d_shape *s = pl->s;
     const size_t plane = (size_t)s->H * s->W, xi_stride = GEMM_NR;
     const int ngroups = (tn + VL - 1) / VL, gpp = GEMM_NR / VL;
     for (int q = 0; q < nq; q++) {
-        for (int c = 0; c < s->C; c++) {
+        for (int c = c0; c < c1; c++) {
             const float *xc = x + (size_t)c * plane;
             float *row = V + ((size_t)q * s->C + c) * 36 * GEMM_NR;
             for (int g = 0; g < gpp; g++) {
@@ -245,12 +246,11 @@ static void transform_input(const struct wino_plan *pl, const float *x, long t0,
  * group's output transform needs are 36 consecutive vectors (lanes past tn
  * are not used). */
 static void transform_output(const struct wino_plan *pl, const float *M, size_t ldm, long t0, int tn, float *y,
-                             const float *bias, const float *res)
+                             const float *bias, const float *res, int oc0, int oc1)
 {
-    const struct conv2d_shape *s = pl->s;
     const size_t oplane = (size_t)pl->OH * pl->OW;
     const int ngroups = (tn + VL - 1) / VL;
-    for (int oc = 0; oc < s->OC; oc++) {
+    for (int oc = oc0; oc < oc1; oc++) {
         const vf bv = vf_set1(bias ? bias[oc] : 0.0f);
         float *yc = y + (size_t)oc * oplane;
         const float *rc = res ? res + (size_t)oc * oplane : NULL;
@@ -315,18 +315,32 @@ static void transform_output(const struct wino_plan *pl, const float *M, size_t 
 
 /* ---- driver ---- */
 
+static size_t chunk_v_floats(const struct wino_plan *pl)
+{
+    return (size_t)((pl->tc + GEMM_NR - 1) / GEMM_NR) * pl->s->C * 36 * GEMM_NR;
+}
+
+static size_t chunk_m_floats(const struct wino_plan *pl)
+{
+    return (size_t)pl->s->OC * ((size_t)(pl->tc + VL - 1) / VL * 36 * VL);
+}
+
+/* One chunk of tiles, by thread tid of a team of nt sharing V and M (nt 1:
+ * one thread alone): input channels, products (by xi) and output channels
+ * are split between the team, with a barrier after each phase. */
 static void run_chunk(const struct wino_plan *pl, const float *x, float *y, const float *bias, const float *res,
-                      long chunk)
+                      long chunk, float *V, float *M, int tid, int nt)
 {
     const struct conv2d_shape *s = pl->s;
     const long t0 = chunk * pl->tc;
     const int tn = (int)(pl->ntiles - t0 < pl->tc ? pl->ntiles - t0 : pl->tc);
     const int nq = (tn + GEMM_NR - 1) / GEMM_NR;
-    float *V = simd_scratch(SCRATCH_T0, (size_t)36 * nq * s->C * GEMM_NR * sizeof(float));
     const size_t ldm = (size_t)(tn + VL - 1) / VL * 36 * VL;
-    float *M = simd_scratch(SCRATCH_T1, (size_t)s->OC * ldm * sizeof(float));
-    transform_input(pl, x, t0, tn, V, nq);
-    for (int xi = 0; xi < 36; xi++) {
+    transform_input(pl, x, t0, tn, V, nq, s->C * tid / nt, s->C * (tid + 1) / nt);
+    if (nt > 1) {
+#pragma omp barrier
+    }
+    for (int xi = tid; xi < 36; xi += nt) {
         struct gemm_op g = {
             .M = s->OC, .N = tn, .K = s->C,
             .a_kind = GEMM_A_PACKED, .a_packed = pl->U + (size_t)xi * pl->mp * pl->ups, .a_pstride = pl->ups,
@@ -336,7 +350,13 @@ static void run_chunk(const struct wino_plan *pl, const float *x, float *y, cons
         };
         SX(gemm_run)(&g, 1);
     }
-    transform_output(pl, M, ldm, t0, tn, y, bias, res);
+    if (nt > 1) {
+#pragma omp barrier
+    }
+    transform_output(pl, M, ldm, t0, tn, y, bias, res, s->OC * tid / nt, s->OC * (tid + 1) / nt);
+    if (nt > 1) { /* V and M are reused by the next chunk */
+#pragma omp barrier
+    }
 }
 
 void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const struct tensor *w, const float *bias,
@@ -372,12 +392,28 @@ void SX(winograd_conv3x3)(const struct ops *o, float *y, const float *x, const s
     tc = ((pl.ntiles + nchunks - 1) / nchunks + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     pl.tc = (int)tc;
     nchunks = (pl.ntiles + pl.tc - 1) / pl.tc;
+    /* fewer chunks than threads (a small image): the team shares each chunk */
+    const int team = nchunks < threads;
+    float *tV = NULL, *tM = NULL;
+    if (team) {
+        tV = simd_scratch(SCRATCH_T0, chunk_v_floats(&pl) * sizeof(float));
+        tM = simd_scratch(SCRATCH_T1, chunk_m_floats(&pl) * sizeof(float));
+    }
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
 #pragma omp for schedule(static)
         for (int p = 0; p < pl.mp; p++) transform_weights_panel(&pl, w, p);
+        if (team) {
+            const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+            for (long ch = 0; ch < nchunks; ch++) run_chunk(&pl, x, y, bias, res, ch, tV, tM, tid, nt);
+        } else {
 #pragma omp for schedule(dynamic, 1)
-        for (long ch = 0; ch < nchunks; ch++) run_chunk(&pl, x, y, bias, res, ch);
+            for (long ch = 0; ch < nchunks; ch++) {
+                float *V = simd_scratch(SCRATCH_T0, chunk_v_floats(&pl) * sizeof(float));
+                float *M = simd_scratch(SCRATCH_T1, chunk_m_floats(&pl) * sizeof(float));
+                run_chunk(&pl, x, y, bias, res, ch, V, M, 0, 1);
+            }
+        }
     }
 }
