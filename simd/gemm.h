@@ -45,7 +45,9 @@
 #endif
 #define GEMM_NR (GEMM_NV * VL)
 #ifndef GEMM_KC
-#define GEMM_KC 256   /* k block: the MR x KC A panel stays in L1, the KC x NR B panel in L2 */
+#define GEMM_KC 384   /* k block: the MR x KC A panel stays in L1, the KC x NR B panel in L2; K = 320 (the
+                       * UNet's first level) in one block, so C is written once (measured: 10-15% faster
+                       * than 256 on the wide GEGLU shapes) */
 #endif
 #ifndef GEMM_MCP
 #define GEMM_MCP 16   /* A panels (MC = 16 MR rows) per work item: the A block stays in L2 */
