@@ -104,7 +104,7 @@ NEON_TESTS := $(patsubst tests/%.c,%,$(wildcard tests/test_simd_*.c)) test_json 
 neon-test:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread -ldl" \
 		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
-	TEST_RUNNER="$(QEMU_AARCH64)" tests/run.sh build-aarch64/tests
+	TEST_RUNNER="$(QEMU_AARCH64)" ONESTEP_TEST_BACKENDS=neon tests/run.sh build-aarch64/tests
 
 # The tokenizer's Unicode tables are generated, and committed so that the
 # normal build needs no Python.
