@@ -186,13 +186,14 @@ struct gemm_plan {
     size_t a_ps, b_ps;   /* panel strides in the pack buffers */
     float *abuf, *bbuf;
     int a_direct;        /* A is an f32 row-major matrix read in place (only a ragged last panel is packed) */
+    int a_base;          /* the first A panel held in abuf */
     long *next;          /* the next unclaimed work item of the current block (shared by the team) */
 };
 
 /* where packed A panel p lives (direct mode packs only the last one) */
 static float *a_slot(const struct gemm_plan *pl, int p)
 {
-    return pl->abuf + (pl->a_direct ? 0 : (size_t)p * pl->a_ps);
+    return pl->abuf + (pl->a_direct ? 0 : (size_t)(p - pl->a_base) * pl->a_ps);
 }
 
 static int a_panel_direct(const struct gemm_plan *pl, int p)
@@ -332,6 +333,46 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
     }
 }
 
+/* Without shared packing: when A has a single row block (few rows: the
+ * text encoders, the UNet's smallest level) each B panel is used by one
+ * work item only, so every item can pack what it uses into its thread's own
+ * buffers and the team never waits at a barrier (on a busy machine each
+ * barrier can cost a whole time slice). (The same for a single B panel
+ * would pack it once per row block: measured slower.) */
+static void gemm_worker_private(const struct gemm_plan *pl, int nt)
+{
+    const struct gemm_op *g = pl->g;
+    const int nic = (pl->mp + GEMM_MCP - 1) / GEMM_MCP, by_q = nic == 1;
+    const long items = by_q ? pl->np : nic;
+    struct gemm_plan me = *pl;
+    if (g->a_kind != GEMM_A_PACKED) {
+        int panels = pl->a_direct ? 1 : pl->mp < GEMM_MCP ? pl->mp : GEMM_MCP;
+        me.abuf = simd_scratch(SCRATCH_A, (size_t)panels * pl->a_ps * sizeof(float));
+    }
+    if (g->b_kind != GEMM_B_PACKED) me.bbuf = simd_scratch(SCRATCH_B, pl->b_ps * sizeof(float));
+    for (;;) {
+        long it;
+        if (nt > 1) {
+#pragma omp atomic capture
+            it = (*pl->next)++;
+        } else {
+            it = (*pl->next)++;
+        }
+        if (it >= items) break;
+        const int q = by_q ? (int)it : 0, ic = by_q ? 0 : (int)it;
+        const int p0 = ic * GEMM_MCP, p1 = p0 + GEMM_MCP < pl->mp ? p0 + GEMM_MCP : pl->mp;
+        me.a_base = p0;
+        for (int kb = 0; kb < pl->nkb; kb++) {
+            const int k0 = kb * pl->kcb, kc = g->K - k0 < pl->kcb ? g->K - k0 : pl->kcb;
+            if (g->a_kind != GEMM_A_PACKED)
+                for (int p = p0; p < p1; p++)
+                    if (!a_panel_direct(&me, p)) pack_a_panel(&me, p, k0, kc);
+            if (g->b_kind != GEMM_B_PACKED) pack_b_panel(&me, q, me.bbuf, k0, kc);
+            run_item(&me, ic, q, 0, kb, k0, kc);
+        }
+    }
+}
+
 void SX(gemm_run)(const struct gemm_op *g, int threads)
 {
     if (g->M <= 0 || g->N <= 0) return;
@@ -346,15 +387,21 @@ void SX(gemm_run)(const struct gemm_op *g, int threads)
     /* f32 rows are read in place (no copy of the activations); weights
      * (converted) and unaligned data are packed */
     pl.a_direct = g->a_kind == GEMM_A_ROWS && g->a.dt == DT_F32 && (uintptr_t)g->a.p % sizeof(float) == 0;
+    long next = 0;
+    pl.next = &next;
+    /* below ~100k multiply-adds a second thread costs more than it brings */
+    const double work = (double)g->M * g->N * (g->K + 1);
+    const int team = threads > 1 && work > 1e5 ? threads : 1;
+    if (pl.mp <= GEMM_MCP) {
+#pragma omp parallel num_threads(team) if (team > 1)
+        gemm_worker_private(&pl, omp_get_num_threads());
+        return;
+    }
     if (g->a_kind != GEMM_A_PACKED)
         pl.abuf = simd_scratch(SCRATCH_A, (size_t)(pl.a_direct ? 1 : pl.mp) * pl.a_ps * sizeof(float));
     if (g->b_kind != GEMM_B_PACKED) pl.bbuf = simd_scratch(SCRATCH_B, (size_t)pl.ncp * pl.b_ps * sizeof(float));
-    /* below ~100k multiply-adds a second thread costs more than it brings */
-    long next = 0;
-    pl.next = &next;
-    double work = (double)g->M * g->N * (g->K + 1);
-    if (threads > 1 && work > 1e5) {
-#pragma omp parallel num_threads(threads)
+    if (team > 1) {
+#pragma omp parallel num_threads(team)
         gemm_worker(&pl, omp_get_thread_num(), omp_get_num_threads());
     } else {
         gemm_worker(&pl, 0, 1);
