@@ -186,14 +186,13 @@ struct gemm_plan {
     size_t a_ps, b_ps;   /* panel strides in the pack buffers */
     float *abuf, *bbuf;
     int a_direct;        /* A is an f32 row-major matrix read in place (only a ragged last panel is packed) */
-    int a_base;          /* the first A panel held in abuf */
     long *next;          /* the next unclaimed work item of the current block (shared by the team) */
 };
 
 /* where packed A panel p lives (direct mode packs only the last one) */
 static float *a_slot(const struct gemm_plan *pl, int p)
 {
-    return pl->abuf + (pl->a_direct ? 0 : (size_t)(p - pl->a_base) * pl->a_ps);
+    return pl->abuf + (pl->a_direct ? 0 : (size_t)p * pl->a_ps);
 }
 
 static int a_panel_direct(const struct gemm_plan *pl, int p)
@@ -342,33 +341,26 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
 static void gemm_worker_private(const struct gemm_plan *pl, int nt)
 {
     const struct gemm_op *g = pl->g;
-    const int nic = (pl->mp + GEMM_MCP - 1) / GEMM_MCP, by_q = nic == 1;
-    const long items = by_q ? pl->np : nic;
     struct gemm_plan me = *pl;
-    if (g->a_kind != GEMM_A_PACKED) {
-        int panels = pl->a_direct ? 1 : pl->mp < GEMM_MCP ? pl->mp : GEMM_MCP;
-        me.abuf = simd_scratch(SCRATCH_A, (size_t)panels * pl->a_ps * sizeof(float));
-    }
+    if (g->a_kind != GEMM_A_PACKED)
+        me.abuf = simd_scratch(SCRATCH_A, (size_t)(pl->a_direct ? 1 : pl->mp) * pl->a_ps * sizeof(float));
     if (g->b_kind != GEMM_B_PACKED) me.bbuf = simd_scratch(SCRATCH_B, pl->b_ps * sizeof(float));
-    for (;;) {
-        long it;
+    for (;;) { /* items: the B panels */
+        long q;
         if (nt > 1) {
 #pragma omp atomic capture
-            it = (*pl->next)++;
+            q = (*pl->next)++;
         } else {
-            it = (*pl->next)++;
+            q = (*pl->next)++;
         }
-        if (it >= items) break;
-        const int q = by_q ? (int)it : 0, ic = by_q ? 0 : (int)it;
-        const int p0 = ic * GEMM_MCP, p1 = p0 + GEMM_MCP < pl->mp ? p0 + GEMM_MCP : pl->mp;
-        me.a_base = p0;
+        if (q >= pl->np) break;
         for (int kb = 0; kb < pl->nkb; kb++) {
             const int k0 = kb * pl->kcb, kc = g->K - k0 < pl->kcb ? g->K - k0 : pl->kcb;
             if (g->a_kind != GEMM_A_PACKED)
-                for (int p = p0; p < p1; p++)
+                for (int p = 0; p < pl->mp; p++)
                     if (!a_panel_direct(&me, p)) pack_a_panel(&me, p, k0, kc);
-            if (g->b_kind != GEMM_B_PACKED) pack_b_panel(&me, q, me.bbuf, k0, kc);
-            run_item(&me, ic, q, 0, kb, k0, kc);
+            if (g->b_kind != GEMM_B_PACKED) pack_b_panel(&me, (int)q, me.bbuf, k0, kc);
+            run_item(&me, 0, (int)q, 0, kb, k0, kc);
         }
     }
 }
