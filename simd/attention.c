@@ -24,8 +24,10 @@
 #define ATT_MR ATT_MR16
 #define ATT_NV ATT_NV16
 #elif VL == 16
-#define ATT_MR 8
-#define ATT_NV 2
+/* 4 x 64: 64 queries per block; measured 7-9% faster than 8 x 32 and 8 x 48
+ * on the UNet's and the VAE's self-attention */
+#define ATT_MR 4
+#define ATT_NV 4
 #elif VL == 8
 #define ATT_MR 4
 #define ATT_NV 3
