@@ -25,12 +25,12 @@
 #if defined(__x86_64__)
 void simd_fill_ops_avx512(struct ops *o);
 void simd_fill_ops_avx2(struct ops *o);
-double simd_peak_gflops_avx512(int threads, double seconds);
-double simd_peak_gflops_avx2(int threads, double seconds);
+double simd_peak_gflops_avx512(int threads, double seconds, int by_cpu);
+double simd_peak_gflops_avx2(int threads, double seconds, int by_cpu);
 #define HAVE_X86_TABLES 1
 #elif defined(__aarch64__)
 void simd_fill_ops_neon(struct ops *o);
-double simd_peak_gflops_neon(int threads, double seconds);
+double simd_peak_gflops_neon(int threads, double seconds, int by_cpu);
 #define HAVE_NEON_TABLE 1
 #endif
 
@@ -55,7 +55,7 @@ struct isa_entry {
     const char *what;
     void (*fill)(struct ops *o);
     int (*available)(const struct cpu_features *f);
-    double (*peak)(int threads, double seconds);
+    double (*peak)(int threads, double seconds, int by_cpu);
 };
 
 static const struct isa_entry isas[] = {
@@ -168,11 +168,12 @@ const char *ops_describe(const struct ops *o)
     return d;
 }
 
-double simd_peak_gflops(const char *isa, int threads, double seconds)
+double simd_peak_gflops(const char *isa, int threads, double seconds, int by_cpu_time)
 {
     struct cpu_features f;
     cpu_detect(&f);
     for (const struct isa_entry *e = isas; e->name; e++)
-        if (strcmp(e->name, isa) == 0 && e->available(&f)) return e->peak(threads > 0 ? threads : f.ncpu, seconds);
+        if (strcmp(e->name, isa) == 0 && e->available(&f))
+            return e->peak(threads > 0 ? threads : f.ncpu, seconds, by_cpu_time);
     return -1;
 }

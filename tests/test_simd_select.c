@@ -63,10 +63,10 @@ int main(void)
         int all = 1;
         for (size_t k = 0; k < nslots; k++) all &= slots[k] != NULL;
         check(all, "%s: all %zu kernel slots are set", isas[i], nslots);
-        double g = simd_peak_gflops(isas[i], 1, 0.05);
+        double g = simd_peak_gflops(isas[i], 1, 0.05, 0);
         check(g > 0, "%s: fp32 FMA peak measurable (%.1f GFLOP/s in a short run)", isas[i], g);
     }
-    check(simd_peak_gflops("no-such-isa", 1, 0.01) < 0, "peak of an unknown ISA: -1");
+    check(simd_peak_gflops("no-such-isa", 1, 0.01, 0) < 0, "peak of an unknown ISA: -1");
     const char *rd = ops_describe(ops_ref());
     check(strstr(rd, "ref") && strstr(rd, "1 thread"), "describe ref: \"%s\"", rd);
     return check_summary();
