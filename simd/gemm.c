@@ -332,20 +332,26 @@ static void gemm_worker(const struct gemm_plan *pl, int tid, int nt)
     }
 }
 
-/* Without shared packing: when A has a single row block (few rows: the
- * text encoders, the UNet's smallest level) each B panel is used by one
- * work item only, so every item can pack what it uses into its thread's own
- * buffers and the team never waits at a barrier (on a busy machine each
- * barrier can cost a whole time slice). (The same for a single B panel
- * would pack it once per row block: measured slower.) */
+/* Without shared packing: the work items are B panels, each a thread's own
+ * from packing to the last k block: the item's C block (all M rows x NR)
+ * stays in cache across the k blocks and the team never waits at a
+ * barrier (on a busy machine each barrier can cost a whole time slice).
+ * Used when A needs no packing (f32 activations read in place) or is small
+ * (a single row block: the text encoders, the UNet's smallest level), and
+ * there are enough B panels to share out, and M <= 1024 (each item reads
+ * all of A: with more rows that costs more than the C traffic it saves; a
+ * packed, large A would even be repacked per item). Measured: the wide
+ * GEGLU products with K > 384 gain 10-20% (C is no longer read and written
+ * once per k block). */
 static void gemm_worker_private(const struct gemm_plan *pl, int nt)
 {
     const struct gemm_op *g = pl->g;
+    const int nic = (pl->mp + GEMM_MCP - 1) / GEMM_MCP;
     struct gemm_plan me = *pl;
     if (g->a_kind != GEMM_A_PACKED)
         me.abuf = simd_scratch(SCRATCH_A, (size_t)(pl->a_direct ? 1 : pl->mp) * pl->a_ps * sizeof(float));
     if (g->b_kind != GEMM_B_PACKED) me.bbuf = simd_scratch(SCRATCH_B, pl->b_ps * sizeof(float));
-    for (;;) { /* items: the B panels */
+    for (;;) {
         long q;
         if (nt > 1) {
 #pragma omp atomic capture
@@ -360,7 +366,7 @@ static void gemm_worker_private(const struct gemm_plan *pl, int nt)
                 for (int p = 0; p < pl->mp; p++)
                     if (!a_panel_direct(&me, p)) pack_a_panel(&me, p, k0, kc);
             if (g->b_kind != GEMM_B_PACKED) pack_b_panel(&me, (int)q, me.bbuf, k0, kc);
-            run_item(&me, 0, (int)q, 0, kb, k0, kc);
+            for (int ic = 0; ic < nic; ic++) run_item(&me, ic, (int)q, 0, kb, k0, kc);
         }
     }
 }
@@ -384,7 +390,8 @@ void SX(gemm_run)(const struct gemm_op *g, int threads)
     /* below ~100k multiply-adds a second thread costs more than it brings */
     const double work = (double)g->M * g->N * (g->K + 1);
     const int team = threads > 1 && work > 1e5 ? threads : 1;
-    if (pl.mp <= GEMM_MCP) {
+    /* (the item's C block, M x NR floats, must stay in L2: M <= 1024) */
+    if ((pl.mp <= GEMM_MCP || (pl.a_direct && pl.nkb > 1 && g->M <= 1024)) && pl.np >= 4 * team) {
 #pragma omp parallel num_threads(team) if (team > 1)
         gemm_worker_private(&pl, omp_get_num_threads());
         return;

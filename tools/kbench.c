@@ -329,6 +329,18 @@ int main(int argc, char **argv)
     printf("repeats: %d (+1 warm-up); times in ms%s; speedup = OpenBLAS time / ours\n", reps,
            use_cpu_time ? " of CPU time" : "");
 
+    { /* warm up: thread pools, scratch growth, clocks (the first row would pay for it) */
+        int saved = reps;
+        reps = 2;
+        FILE *keep = stdout;
+        stdout = fopen("/dev/null", "w");
+        if (stdout) {
+            bench_linear("warm-up", 1024, 320, 1024);
+            fclose(stdout);
+        }
+        stdout = keep;
+        reps = saved;
+    }
     if (want(only, "gemm")) {
         header("GEMM (linear, f16 w)");
         bench_linear("sd unet 64^2 attn proj", 4096, 320, 320);
