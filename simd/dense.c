@@ -44,18 +44,23 @@ void SX(simd_linear)(const struct ops *o, float *y, const float *x, const struct
 /* Winograd pays when the channel products dominate its transforms: not
  * below 16 input channels (the UNet's and VAE's conv_in), and not for few
  * output tiles, where transforming the weights (36 values per 9) costs more
- * than it saves (measured with tools/kbench). */
+ * than it saves (measured with tools/kbench). Its transformed weights U take
+ * 36 OC C floats of scratch: above 64 MB (the UNets' 1280-channel
+ * upsampler at 32x32: 237 MB) the memory is not worth the few percent it
+ * gains there (measured: 120 vs 148 ms). */
 #define WINOGRAD_MIN_C 16
 #ifndef WINOGRAD_MIN_TILES
 #define WINOGRAD_MIN_TILES 64
 #endif
+#define WINOGRAD_MAX_U_BYTES ((size_t)64 << 20)
 
 static int use_winograd(const struct simd_state *st, const struct conv2d_shape *s)
 {
     if (!st || !st->winograd || s->KH != 3 || s->KW != 3 || s->stride != 1) return 0;
     if (st->winograd == 2) return 1;
     long tiles = (long)((conv2d_out_h(s) + 3) / 4) * ((conv2d_out_w(s) + 3) / 4);
-    return s->C >= WINOGRAD_MIN_C && s->OC >= WINOGRAD_MIN_C && tiles >= WINOGRAD_MIN_TILES;
+    return s->C >= WINOGRAD_MIN_C && s->OC >= WINOGRAD_MIN_C && tiles >= WINOGRAD_MIN_TILES &&
+           (size_t)36 * s->C * s->OC * sizeof(float) <= WINOGRAD_MAX_U_BYTES;
 }
 
 void SX(simd_conv2d)(const struct ops *o, float *y, const float *x, const struct tensor *w, const struct tensor *b,
