@@ -10,7 +10,8 @@
  * so each element of A and B is converted and packed exactly once, the B
  * panel of a work item stays in cache while MC/MR tiles stream past it, and
  * the threads never write the same C element. An f32 A (activations) is
- * read in place, with no copy.
+ * read in place, with no copy. Small or wide products take a second loop
+ * nest without shared packing (gemm_worker_private below).
  *
  * Weights are converted and packed on every call rather than cached per
  * tensor: measured on the UNet's shapes the packing is 1% of a linear
