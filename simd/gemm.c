@@ -388,9 +388,10 @@ void SX(gemm_run)(const struct gemm_op *g, int threads)
     pl.a_direct = g->a_kind == GEMM_A_ROWS && g->a.dt == DT_F32 && (uintptr_t)g->a.p % sizeof(float) == 0;
     long next = 0;
     pl.next = &next;
-    /* below ~100k multiply-adds a second thread costs more than it brings */
+    /* below ~1M multiply-adds (a few microseconds) waking a second thread
+     * costs about what it brings */
     const double work = (double)g->M * g->N * (g->K + 1);
-    const int team = threads > 1 && work > 1e5 ? threads : 1;
+    const int team = threads > 1 && work > 1e6 ? threads : 1;
     /* (the item's C block, M x NR floats, must stay in L2: M <= 1024) */
     if ((pl.mp <= GEMM_MCP || (pl.a_direct && pl.nkb > 1 && g->M <= 1024)) && pl.np >= 4 * team) {
 #pragma omp parallel num_threads(team) if (team > 1)
