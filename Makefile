@@ -21,7 +21,7 @@ REF_FLAGS := -ffp-contract=off -fno-fast-math
 BASE_CFLAGS := -std=c11 -Wall -Wextra -g $(OPT) -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -I. -MMD -MP
 CFLAGS ?=
 LDFLAGS ?=
-LDLIBS := -lz -lm -lpthread
+LDLIBS := -lpng -ljpeg -lz -lm -lpthread
 
 MACHINE := $(shell $(CC) -dumpmachine)
 
