@@ -69,14 +69,22 @@ static void usage(FILE *f)
             "  -h, --help              this text\n");
 }
 
+/* One line on stderr, whatever the message holds: a file's tensor names or a
+ * prompt can carry newlines or terminal escape sequences, which are shown as
+ * \xNN instead. */
 static void die(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "onestep: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fputs("onestep: ", stderr);
+    for (const unsigned char *c = (const unsigned char *)msg; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) fprintf(stderr, "\\x%02x", *c);
+        else fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
     exit(2);
 }
 
@@ -85,8 +93,8 @@ static long long parse_int(const char *flag, const char *s, long long lo, long l
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno == ERANGE) die("%s %s: not an integer", flag, s);
-    if (v < lo || v > hi) die("%s %s: must be between %lld and %lld", flag, s, lo, hi);
+    if (!*s || *end) die("%s %s: not an integer", flag, s);
+    if (errno == ERANGE || v < lo || v > hi) die("%s %s: must be between %lld and %lld", flag, s, lo, hi);
     return v;
 }
 
