@@ -67,6 +67,7 @@ enum onestep_dtype { ONESTEP_F32, ONESTEP_I64, ONESTEP_U8 };
 struct onestep_params {
     const char *prompt;
     const char *prompt_2;       /* SDXL's second text encoder; NULL = prompt (as diffusers) */
+    size_t prompt_len, prompt_2_len; /* bytes, for prompts holding U+0000; 0 = strlen */
     int width, height;          /* 0 = the model's default (512 for the Turbo models) */
     int steps;                  /* default 1 */
     uint64_t seed;              /* default 42; torch keeps the low 32 bits */
@@ -123,6 +124,9 @@ void onestep_image_free(struct onestep_image *img);
 /* The 77 token ids of each tokenizer (ids[0] = tokenizer, ids[1] = tokenizer_2). */
 int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntokenizers,
                      struct onestep_err *err);
+/* The same for a prompt of explicit length (which may hold NUL bytes). */
+int onestep_tokenize_n(const struct onestep_ctx *ctx, const char *prompt, size_t len, int32_t ids[2][77],
+                       int *ntokenizers, struct onestep_err *err);
 
 #ifdef __cplusplus
 }

@@ -187,17 +187,35 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
     p->strength = 0.5f;
 }
 
-int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
-                     struct onestep_err *err)
+int onestep_tokenize_n(const struct onestep_ctx *ctx, const char *prompt, size_t len, int32_t ids[2][77], int *ntok,
+                       struct onestep_err *err)
 {
     struct os_err e = {{0}};
     for (int i = 0; i < ctx->nenc; i++)
-        if (tokenizer_encode(ctx->tok[i], prompt, strlen(prompt), ids[i], &e)) return fail(err, &e);
+        if (tokenizer_encode(ctx->tok[i], prompt, len, ids[i], &e)) return fail(err, &e);
     *ntok = ctx->nenc;
     return 0;
 }
 
+int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
+                     struct onestep_err *err)
+{
+    return onestep_tokenize_n(ctx, prompt, strlen(prompt), ids, ntok, err);
+}
+
 /* ---------------------------------------------------------------- checks */
+
+/* The text encoder i reads: prompt_2 for SDXL's second when given (diffusers:
+ * prompt_2 = prompt_2 or prompt), with its explicit length when set. */
+static const char *prompt_for(const struct onestep_params *p, int i, size_t *len)
+{
+    if (i == 1 && p->prompt_2) {
+        *len = p->prompt_2_len ? p->prompt_2_len : strlen(p->prompt_2);
+        return p->prompt_2;
+    }
+    *len = p->prompt_len ? p->prompt_len : strlen(p->prompt);
+    return p->prompt;
+}
 
 static int validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct os_err *e)
 {
@@ -216,6 +234,14 @@ static int validate(const struct onestep_ctx *ctx, const struct onestep_params *
     if (p->ntimesteps < 0 || p->ntimesteps > SCHED_MAX_STEPS) return os_fail(e, "too many custom timesteps");
     enum rng_kind rk;
     if (rng_kind_from_name(p->rng ? p->rng : "torch", &rk, e)) return -1;
+    /* tokenizing is cheap and is what finds invalid UTF-8: do it before any work */
+    for (int i = 0; i < ctx->nenc; i++) {
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        int32_t ids[SEQ];
+        if (tokenizer_encode(ctx->tok[i], text, len, ids, e))
+            return i == 1 && p->prompt_2 ? os_prefix(e, "second ") : -1;
+    }
     if (p->init_rgb) {
         if (!ctx->vae.has_encoder) return os_fail(e, "img2img: this model's VAE has no encoder weights");
         if (!(p->strength > 0.0f && p->strength <= 1.0f))
@@ -506,8 +532,9 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
 
     /* 1. prompt -> token ids -> context */
     for (int i = 0; i < ctx->nenc; i++) {
-        const char *text = (i == 1 && p->prompt_2) ? p->prompt_2 : p->prompt;
-        if (tokenizer_encode(ctx->tok[i], text, strlen(text), r.ids[i], e)) goto done;
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        if (tokenizer_encode(ctx->tok[i], text, len, r.ids[i], e)) goto done;
         if (p->dump) {
             int64_t ids64[SEQ], shape[2] = {1, SEQ};
             for (int t = 0; t < SEQ; t++) ids64[t] = r.ids[i][t];

@@ -26,7 +26,8 @@
 struct cli {
     struct onestep_load_params lp;
     struct onestep_params p;
-    const char *model, *prompt, *prompt_2, *output, *dump, *init_img, *preview_dir;
+    const char *model, *prompt, *prompt_2, *output, *dump, *init_img, *preview_dir, *prompt_file;
+    size_t prompt_len; /* of a prompt read from a file: it may hold NUL bytes */
     int have_seed, have_strength, resize, verbose;
     int timesteps[MAX_TIMESTEPS];
     struct onestep_lora loras[MAX_LORAS];
@@ -44,6 +45,7 @@ static void usage(FILE *f)
             "  -m, --model PATH        diffusers model directory or single .safetensors file\n"
             "                          (default weights/sd-turbo; get it with weights/download.sh sd-turbo)\n"
             "  -p, --prompt TEXT       the prompt (literal text: no weighting syntax)\n"
+            "      --prompt-file FILE  read the prompt from FILE (UTF-8, any length; for long prompts)\n"
             "      --prompt-2 TEXT     SDXL: prompt for the second text encoder (default: the prompt)\n"
             "  -o, --output FILE       PNG to write (default output.png)\n"
             "  -s, --seed N            0 .. 2^64-1 (default 42; torch keeps the low 32 bits)\n"
@@ -154,6 +156,8 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
             c->model = need(argc, argv, &i);
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             c->prompt = need(argc, argv, &i);
+        } else if (!strcmp(a, "--prompt-file")) {
+            c->prompt_file = need(argc, argv, &i);
         } else if (!strcmp(a, "--prompt-2")) {
             c->prompt_2 = need(argc, argv, &i);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -307,14 +311,51 @@ static const char *basename_of(const char *path)
     return buf;
 }
 
+/* --prompt-file: the file's bytes are the prompt, as they are (the tokenizer
+ * folds whitespace, so a trailing newline changes nothing; a NUL byte is a
+ * character, as in a Python str). Exactly one of -p and --prompt-file. */
+#define PROMPT_FILE_MAX (64u << 20)
+
+static void read_prompt_file(struct cli *c)
+{
+    if (!c->prompt_file) return;
+    if (c->prompt) die("-p and --prompt-file: give one of them");
+    FILE *f = fopen(c->prompt_file, "rb");
+    if (!f) die("--prompt-file %s: cannot open: %s", c->prompt_file, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= PROMPT_FILE_MAX) {
+                fclose(f);
+                die("--prompt-file %s: larger than %u MiB", c->prompt_file, PROMPT_FILE_MAX >> 20);
+            }
+            char *b2 = realloc(buf, 2 * cap + 1);
+            if (!b2) free(buf);
+            buf = b2;
+            cap *= 2;
+        }
+    }
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf) die("--prompt-file %s: out of memory", c->prompt_file);
+    if (rerr) die("--prompt-file %s: read failed: %s", c->prompt_file, strerror(rerr));
+    buf[n] = '\0';
+    c->prompt = buf; /* lives until exit */
+    c->prompt_len = n;
+}
+
 static int cmd_tokenize(int argc, char **argv)
 {
     struct cli c;
     memset(&c, 0, sizeof c);
     onestep_load_default_params(&c.lp);
     parse_args(&c, argc, argv, 2);
+    read_prompt_file(&c);
     if (!c.model) die("tokenize: -m MODEL_DIR is required");
-    if (!c.prompt) die("tokenize: -p PROMPT is required");
+    if (!c.prompt) die("tokenize: -p PROMPT (or --prompt-file FILE) is required");
     c.lp.model = c.model;
     c.lp.backend = "ref";
     struct onestep_err err;
@@ -322,7 +363,7 @@ static int cmd_tokenize(int argc, char **argv)
     if (onestep_load(&c.lp, &ctx, &err)) die("%s", err.msg);
     int32_t ids[2][77];
     int n;
-    if (onestep_tokenize(ctx, c.prompt, ids, &n, &err)) {
+    if (onestep_tokenize_n(ctx, c.prompt, c.prompt_len ? c.prompt_len : strlen(c.prompt), ids, &n, &err)) {
         onestep_free(ctx);
         die("%s", err.msg);
     }
@@ -339,8 +380,9 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     onestep_load_default_params(&c.lp);
     parse_args(&c, argc, argv, 1);
+    read_prompt_file(&c);
 
-    if (!c.prompt) die("-p PROMPT is required (see onestep --help)");
+    if (!c.prompt) die("-p PROMPT (or --prompt-file FILE) is required (see onestep --help)");
     if (!c.output) c.output = "output.png";
     if (!c.model) c.model = "weights/sd-turbo";
     if (c.have_strength && !c.init_img) die("--strength needs -i/--init-img");
@@ -373,6 +415,7 @@ int main(int argc, char **argv)
     if (c.have_strength) p.strength = c.p.strength;
     p.vae_tiling = c.p.vae_tiling;
     p.prompt = c.prompt;
+    p.prompt_len = c.prompt_len;
     p.prompt_2 = c.prompt_2;
 
     unsigned char *init = NULL;
