@@ -117,6 +117,12 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
 int onestep_validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err);
 /* Bytes of activation memory a generation with these parameters needs (measured, not guessed). */
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err);
+/* Fail ("size WxH needs about N GiB of memory, this machine has M GiB
+ * available ...") when the activations, the host buffers and the largest
+ * stage's weights would not fit in the memory available (ref/sysmem.h:
+ * MemAvailable, the cgroup limit, or $ONESTEP_MEMORY_LIMIT). onestep_generate
+ * checks this itself; call it to learn before printing or starting anything. */
+int onestep_check_memory(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err);
 int onestep_generate(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_image *out,
                      struct onestep_err *err);
 void onestep_image_free(struct onestep_image *img);

@@ -24,6 +24,7 @@
 #include "ops.h"
 #include "rng.h"
 #include "sched.h"
+#include "sysmem.h"
 #include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
@@ -373,8 +374,9 @@ static int context_dim(const struct onestep_ctx *ctx)
 /* Run every model stage on ops_null() with a measuring arena: the largest
  * peak is what the real run needs. */
 static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, size_t *peak,
-                   struct os_err *e)
+                   enum onestep_stage *peak_stage, struct os_err *e)
 {
+    enum onestep_stage stage = ONESTEP_STAGE_TEXT;
     struct arena a;
     arena_init_measure(&a);
     struct run r = {0};
@@ -403,17 +405,18 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
     struct unet_cond cond = {r.context, SEQ, r.ctx_dim, ctx->unet.text_time ? r.pooled : NULL,
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
-    if (a.peak > *peak) *peak = a.peak;
+    if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_UNET;
     arena_destroy(&a);
     arena_init_measure(&a);
     if (vae_decode(&ctx->vae, r.o, &a, lat, h, w, img, NULL, e)) goto done;
-    if (a.peak > *peak) *peak = a.peak;
+    if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_VAE;
     if (p->init_rgb) {
         arena_destroy(&a);
         arena_init_measure(&a);
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
-        if (a.peak > *peak) *peak = a.peak;
+        if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_ENCODE;
     }
+    if (peak_stage) *peak_stage = stage;
     rc = 0;
 done:
     arena_destroy(&a);
@@ -427,7 +430,71 @@ done:
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err)
 {
     struct os_err e = {{0}};
-    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, bytes, &e)) return fail(err, &e);
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, bytes, NULL, &e)) return fail(err, &e);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static uint64_t weight_bytes(const struct component *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->ntensors; i++)
+        n += (uint64_t)tensor_numel(&c->tensors[i]) * dtype_size(c->tensors[i].dtype);
+    return n;
+}
+
+/* What generate() holds on the host besides the arena: the latent buffers,
+ * the float and 8-bit images, img2img's encoder input and moments, and the
+ * caller's init image (see generate and img2img_latents). */
+static uint64_t host_bytes(const struct onestep_ctx *ctx, const struct onestep_params *p)
+{
+    const uint64_t HW = (uint64_t)p->width * (uint64_t)p->height;
+    const uint64_t n = (uint64_t)ctx->unet.in_channels * (HW / ((uint64_t)ctx->vae.factor * ctx->vae.factor));
+    uint64_t b = 6 * n * 4 + HW * 3 * 4 + HW * 3;
+    if (p->init_rgb) b += HW * 3 * 4 + 3 * n * 4 + HW * 3;
+    return b;
+}
+
+/* Refuse a generation that cannot fit rather than let the OOM killer end it:
+ * the measured arena, the host buffers, and the weights of the largest stage
+ * (mapped from the file; each stage's must be resident while it runs, and the
+ * pipeline drops a stage's pages when it is done). */
+static int check_memory(const struct onestep_ctx *ctx, const struct onestep_params *p, size_t arena,
+                        enum onestep_stage peak_stage, struct os_err *e)
+{
+    uint64_t avail;
+    const char *from;
+    int known = sysmem_available(&avail, &from, e);
+    if (known < 0) return -1;
+    if (known > 0) return 0;
+    uint64_t te = 0, w;
+    for (int i = 0; i < ctx->nenc; i++) te += weight_bytes(&ctx->te_comp[i]);
+    w = te;
+    if (weight_bytes(&ctx->unet_comp) > w) w = weight_bytes(&ctx->unet_comp);
+    if (weight_bytes(&ctx->vae_comp) > w) w = weight_bytes(&ctx->vae_comp);
+    const uint64_t need = (uint64_t)arena + host_bytes(ctx, p) + w;
+    if (need <= avail) return 0;
+    char a[32], b[32];
+    /* tiling bounds the VAE's memory, so it helps only when the VAE is the peak */
+    const int tiling_helps = !p->vae_tiling && (peak_stage == ONESTEP_STAGE_VAE || peak_stage == ONESTEP_STAGE_ENCODE);
+    const char *who = !strcmp(from, "ONESTEP_MEMORY_LIMIT") ? "ONESTEP_MEMORY_LIMIT allows %s"
+                      : !strcmp(from, "cgroup limit")         ? "this container's memory limit leaves %s"
+                                                              : "this machine has %s available";
+    char have[96];
+    snprintf(have, sizeof have, who, sysmem_format(avail, b, sizeof b));
+    return os_fail(e, "size %dx%d needs about %s of memory, %s (try %sa smaller size)", p->width, p->height,
+                   sysmem_format(need, a, sizeof a), have, tiling_helps ? "--vae-tiling or " : "");
+}
+
+int onestep_check_memory(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err)
+{
+    struct os_err e = {{0}};
+    size_t peak;
+    enum onestep_stage stage;
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, &peak, &stage, &e) ||
+        check_memory(ctx, p, peak, stage, &e))
+        return fail(err, &e);
     return 0;
 }
 
@@ -512,7 +579,8 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     r.hook = p->dump ? &hook : NULL;
 
     size_t peak;
-    if (measure(ctx, p, r.H, r.W, &peak, e)) return -1;
+    enum onestep_stage peak_stage;
+    if (measure(ctx, p, r.H, r.W, &peak, &peak_stage, e) || check_memory(ctx, p, peak, peak_stage, e)) return -1;
     struct arena arena;
     if (arena_init(&arena, o, peak, e)) return -1;
     r.a = &arena;

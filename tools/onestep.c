@@ -457,7 +457,7 @@ int main(int argc, char **argv)
         p.preview_user = &pv;
     }
 
-    if (onestep_validate(ctx, &p, &err)) {
+    if (onestep_validate(ctx, &p, &err) || onestep_check_memory(ctx, &p, &err)) {
         onestep_free(ctx);
         die("%s", err.msg);
     }
