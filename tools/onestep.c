@@ -27,7 +27,8 @@ struct cli {
     struct onestep_load_params lp;
     struct onestep_params p;
     const char *model, *prompt, *prompt_2, *output, *dump, *init_img, *preview_dir, *prompt_file;
-    size_t prompt_len; /* of a prompt read from a file: it may hold NUL bytes */
+    size_t prompt_len;  /* of a prompt read from a file: it may hold NUL bytes */
+    char *prompt_owned; /* that prompt's buffer */
     int have_seed, have_strength, resize, verbose;
     int timesteps[MAX_TIMESTEPS];
     struct onestep_lora loras[MAX_LORAS];
@@ -330,6 +331,7 @@ static void read_prompt_file(struct cli *c)
         if (n == cap) {
             if (cap >= PROMPT_FILE_MAX) {
                 fclose(f);
+                free(buf);
                 die("--prompt-file %s: larger than %u MiB", c->prompt_file, PROMPT_FILE_MAX >> 20);
             }
             char *b2 = realloc(buf, 2 * cap + 1);
@@ -341,9 +343,12 @@ static void read_prompt_file(struct cli *c)
     int rerr = ferror(f) ? errno : 0;
     fclose(f);
     if (!buf) die("--prompt-file %s: out of memory", c->prompt_file);
-    if (rerr) die("--prompt-file %s: read failed: %s", c->prompt_file, strerror(rerr));
+    if (rerr) {
+        free(buf);
+        die("--prompt-file %s: read failed: %s", c->prompt_file, strerror(rerr));
+    }
     buf[n] = '\0';
-    c->prompt = buf; /* lives until exit */
+    c->prompt = c->prompt_owned = buf;
     c->prompt_len = n;
 }
 
@@ -370,6 +375,7 @@ static int cmd_tokenize(int argc, char **argv)
     for (int t = 0; t < n; t++)
         for (int i = 0; i < 77; i++) printf("%d%c", ids[t][i], i == 76 ? '\n' : ' ');
     onestep_free(ctx);
+    free(c.prompt_owned);
     return 0;
 }
 
@@ -509,5 +515,6 @@ int main(int argc, char **argv)
         fprintf(stderr, ", total %.2f s; peak RSS %.1f MiB\n", t_gen, ru.ru_maxrss / 1024.0);
     }
     onestep_free(ctx);
+    free(c.prompt_owned);
     return pv.failed ? 1 : 0;
 }
