@@ -10,7 +10,9 @@
  * ".out.png.XXXXXX" temporary). The parsers' own corner cases are in
  * test_safetensors, test_json, test_tokenizer and test_image_io; this test is
  * about what the program does with them. Bad models are copies of the
- * suite's sd-turbo-tiny (symlinks, one file replaced by a broken one). */
+ * suite's sd-turbo-tiny (symlinks, one file replaced by a broken one) and of
+ * a synthetic tiny-sd single-file checkpoint (tools/lib/synth.h). A full disk
+ * is RLIMIT_FSIZE with SIGXFSZ ignored: writes past it fail with EFBIG. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../tools/lib/image_io.h"
+#include "../tools/lib/synth.h"
 #include "../weights/json.h"
 #include "../weights/safetensors.h"
 #include "lib/check.h"
@@ -505,9 +509,20 @@ static void cli_values(void)
     refused("a control character in a value", "-W 1\\x1b[31m: not an integer", "-m", tiny, "-p", "a cat", "-W",
             "1\x1b[31m");
     char p[400];
-    snprintf(p, sizeof p, "%s/sched.json", outdir);
+    snprintf(p, sizeof p, "%s/sched.json", root);
     refused("--scheduler-config missing", "sched.json: cannot open", "-m", tiny, "-p", "a cat", "--scheduler-config",
             p);
+    const char *cut = "{\"_class_name\": \"EulerAncestralDiscreteScheduler\", \"beta";
+    write_bytes(p, cut, strlen(cut));
+    refused("--scheduler-config truncated", "sched.json: invalid JSON", "-m", tiny, "-p", "a cat",
+            "--scheduler-config", p);
+    const char *other = "{\"_class_name\": \"DPMSolverSDEScheduler\"}";
+    write_bytes(p, other, strlen(other));
+    refused("--scheduler-config of an unsupported class", "DPMSolverSDEScheduler", "-m", tiny, "-p", "a cat",
+            "--scheduler-config", p);
+    unlink(p);
+    refused_opt("tokenize: invalid UTF-8", "prompt: invalid UTF-8 at byte 0", NULL,
+                ARGS("tokenize", "-m", tiny, "-p", "\xff"));
 }
 
 static void outputs(void)
@@ -549,6 +564,24 @@ static void outputs(void)
     struct opt full = {NULL, 4096, 1};
     refused_opt("disk full while writing the PNG (RLIMIT_FSIZE 4 KiB)", "write failed", &full,
                 ARGS("-m", tiny, "-p", "a cat", "-o", out_png));
+    /* room for the PNG, not for the dump: the PNG is whole, the dump absent */
+    struct opt half = {NULL, 256 << 10, 1};
+    snprintf(p, sizeof p, "%s/d.safetensors", outdir);
+    struct result r;
+    run_argv(ARGS("-m", tiny, "-p", "a cat", "-o", out_png, "--dump", p), &half, &r);
+    char *after = listing();
+    const char *why = judge(&r, 2, "d.safetensors: write failed", 1);
+    unsigned char *rgb = NULL;
+    int w = 0, h = 0;
+    struct os_err err = {{0}};
+    if (!why && strcmp(after, "out.png ")) why = "the output directory holds more than out.png";
+    if (!why && image_read_rgb(out_png, &rgb, &w, &h, &err)) why = "the PNG does not decode";
+    check(!why, "disk full while writing --dump (RLIMIT_FSIZE 256 KiB): the PNG whole (%dx%d), no dump, exit 2%s%s",
+          w, h, why ? "  <-- " : "", why ? why : "");
+    free(rgb);
+    free(after);
+    result_free(&r);
+    unlink(out_png);
 }
 
 static void prompts(void)
@@ -806,6 +839,61 @@ static void tokenizer_files(void)
                   put("tokenizer/tokenizer_config.json", "{\"pad_token\": \"<nope>\"}", 23));
 }
 
+/* A copy of a good single-file checkpoint (Stability layout) without tensor
+ * `drop`, or with tensor `shrink` half as long: 0 = done. */
+static int single_rewrite(const char *good, const char *out, const char *drop, const char *shrink)
+{
+    struct st_file *f;
+    struct os_err err = {{0}};
+    if (st_open(good, &f, &err)) return -1;
+    struct st_writer *w = st_writer_new();
+    int rc = 0;
+    for (size_t i = 0; i < f->ntensors && !rc; i++) {
+        struct tensor t = f->tensors[i];
+        if (drop && !strcmp(t.name, drop)) continue;
+        if (shrink && !strcmp(t.name, shrink)) t.shape[0] /= 2; /* a consistent file, the wrong size */
+        rc = st_writer_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, &err);
+    }
+    for (size_t i = 0; i < f->nmeta && !rc; i++) /* mkmodel's metadata names the configs to use */
+        rc = st_writer_meta(w, f->meta_keys[i], f->meta_values[i], &err);
+    if (!rc) rc = st_writer_write(w, out, &err);
+    st_writer_free(w);
+    st_close(f);
+    return rc;
+}
+
+static void single_files(void)
+{
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/single.safetensors", root);
+    struct synth_opts so = {0};
+    so.model = "tiny-sd";
+    so.layout = SYNTH_SINGLE;
+    so.dtype = DT_F32;
+    so.out = good;
+    struct os_err err = {{0}};
+    if (synth_model(&so, NULL, NULL, &err) != 0) {
+        check(0, "a synthetic tiny-sd single file: %s", err.msg);
+        return;
+    }
+    snprintf(bad, sizeof bad, "%s/single-missing.safetensors", root);
+    if (single_rewrite(good, bad, "first_stage_model.decoder.conv_in.bias", NULL) == 0)
+        refused("single file: a tensor missing", "missing tensor \"first_stage_model.decoder.conv_in.bias\"", "-m",
+                bad, "-p", "a cat");
+    snprintf(bad, sizeof bad, "%s/single-shape.safetensors", root);
+    if (single_rewrite(good, bad, NULL, "model.diffusion_model.input_blocks.0.0.bias") == 0)
+        refused("single file: a tensor of the wrong shape", "has shape [8], but", "-m", bad, "-p", "a cat");
+    size_t n;
+    char *data = read_file(good, &n);
+    snprintf(bad, sizeof bad, "%s/single-trunc.safetensors", root);
+    write_bytes(bad, data, n / 2);
+    free(data);
+    refused("single file: truncated", "file truncated?", "-m", bad, "-p", "a cat");
+    snprintf(bad, sizeof bad, "%s/single-none.safetensors", root);
+    write_bytes(bad, "\x02\0\0\0\0\0\0\0{}", 10);
+    refused("single file: no tensors", "not a Stable Diffusion single-file checkpoint", "-m", bad, "-p", "a cat");
+}
+
 static void model_paths(void)
 {
     char p[400];
@@ -886,6 +974,7 @@ int main(void)
     configs();
     tokenizer_files();
     model_paths();
+    single_files();
     memory();
 
     if (remove_tree(root) != 0) check_note("could not remove %s", root);
