@@ -476,8 +476,8 @@ static int check_memory(const struct onestep_ctx *ctx, const struct onestep_para
     const uint64_t need = (uint64_t)arena + host_bytes(ctx, p) + w;
     if (need <= avail) return 0;
     char a[32], b[32];
-    /* tiling bounds the VAE's memory, so it helps only when the VAE is the peak */
-    const int tiling_helps = !p->vae_tiling && (peak_stage == ONESTEP_STAGE_VAE || peak_stage == ONESTEP_STAGE_ENCODE);
+    /* tiling bounds the VAE decoder's memory: it helps only when that is the peak */
+    const int tiling_helps = !p->vae_tiling && peak_stage == ONESTEP_STAGE_VAE;
     const char *who = !strcmp(from, "ONESTEP_MEMORY_LIMIT") ? "ONESTEP_MEMORY_LIMIT allows %s"
                       : !strcmp(from, "cgroup limit")         ? "this container's memory limit leaves %s"
                                                               : "this machine has %s available";
