@@ -4,6 +4,7 @@
 #   make test        build and run every test (tests/test_*.c)
 #   make sanitize    the whole test suite under ASan + UBSan (build-asan/)
 #   make neon-test   cross-build the library and kernel tests for arm64 and run them under qemu (build-aarch64/)
+#   make fuzz        each libFuzzer target for FUZZ_SECONDS (clang; build-fuzz/)
 #   make unicode-tables  regenerate ref/unicode_tables.c (python3 + Debian's unicode-data)
 #   make golden      regenerate golden/ from the scalar reference (review the diff)
 #   make golden-check  the bit-exact golden test under gcc and clang at -O0 and -O2
@@ -24,7 +25,7 @@ REF_FLAGS := -ffp-contract=off -fno-fast-math
 BASE_CFLAGS := -std=c11 -Wall -Wextra -g $(OPT) -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64 -I. -MMD -MP
 CFLAGS ?=
 LDFLAGS ?=
-LDLIBS := -lz -lm -lpthread -ldl
+LDLIBS := -lpng -ljpeg -lz -lm -lpthread -ldl
 
 MACHINE := $(shell $(CC) -dumpmachine)
 
@@ -61,7 +62,7 @@ TEST_LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_LIB_SRC))
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libonestep.a
 
-.PHONY: all test sanitize neon-test clean unicode-tables golden golden-check
+.PHONY: all test sanitize neon-test clean unicode-tables golden golden-check fuzz fuzz-build fuzz-run
 .SECONDARY:
 PROG_BIN := $(patsubst %,$(BIN)/%,$(PROGRAMS))
 all: $(PROG_BIN)
@@ -105,6 +106,28 @@ neon-test:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 TOOL_LIB_SRC=tools/lib/tensorcmp.c LDLIBS="-lm -lpthread -ldl" \
 		$(patsubst %,build-aarch64/tests/%,$(NEON_TESTS))
 	TEST_RUNNER="$(QEMU_AARCH64)" ONESTEP_TEST_BACKENDS=neon tests/run.sh build-aarch64/tests
+
+# Fuzzing with clang's libFuzzer: tests/fuzz/fuzz_<target>.c, seeds and
+# regression inputs in tests/fuzz/corpus/<target>/ (also replayed by
+# tests/test_fuzz_corpus with any compiler). `make fuzz` runs every target for
+# FUZZ_SECONDS under ASan + UBSan and fails on any finding; FUZZ_TARGETS picks
+# some ("json image"). New inputs libFuzzer finds go to build-fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) CC=clang BUILD=build-fuzz OPT=-O1 CFLAGS="$(FUZZ_SAN)" fuzz-run
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz-run: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(TEST_LIB_OBJ) $(TOOL_LIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
 # The tokenizer's Unicode tables are generated, and committed so that the
 # normal build needs no Python.

@@ -27,6 +27,7 @@
 #include "rng.h"
 #include "sched.h"
 #include "taesd.h"
+#include "sysmem.h"
 #include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
@@ -225,17 +226,35 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
     p->strength = 0.5;
 }
 
-int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
-                     struct onestep_err *err)
+int onestep_tokenize_n(const struct onestep_ctx *ctx, const char *prompt, size_t len, int32_t ids[2][77], int *ntok,
+                       struct onestep_err *err)
 {
     struct os_err e = {{0}};
     for (int i = 0; i < ctx->nenc; i++)
-        if (tokenizer_encode(ctx->tok[i], prompt, strlen(prompt), ids[i], &e)) return fail(err, &e);
+        if (tokenizer_encode(ctx->tok[i], prompt, len, ids[i], &e)) return fail(err, &e);
     *ntok = ctx->nenc;
     return 0;
 }
 
+int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
+                     struct onestep_err *err)
+{
+    return onestep_tokenize_n(ctx, prompt, strlen(prompt), ids, ntok, err);
+}
+
 /* ---------------------------------------------------------------- checks */
+
+/* The text encoder i reads: prompt_2 for SDXL's second when given (diffusers:
+ * prompt_2 = prompt_2 or prompt), with its explicit length when set. */
+static const char *prompt_for(const struct onestep_params *p, int i, size_t *len)
+{
+    if (i == 1 && p->prompt_2) {
+        *len = p->prompt_2_len ? p->prompt_2_len : strlen(p->prompt_2);
+        return p->prompt_2;
+    }
+    *len = p->prompt_len ? p->prompt_len : strlen(p->prompt);
+    return p->prompt;
+}
 
 static int validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct os_err *e)
 {
@@ -254,6 +273,14 @@ static int validate(const struct onestep_ctx *ctx, const struct onestep_params *
     if (p->ntimesteps < 0 || p->ntimesteps > SCHED_MAX_STEPS) return os_fail(e, "too many custom timesteps");
     enum rng_kind rk;
     if (rng_kind_from_name(p->rng ? p->rng : "torch", &rk, e)) return -1;
+    /* tokenizing is cheap and is what finds invalid UTF-8: do it before any work */
+    for (int i = 0; i < ctx->nenc; i++) {
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        int32_t ids[SEQ];
+        if (tokenizer_encode(ctx->tok[i], text, len, ids, e))
+            return i == 1 && p->prompt_2 ? os_prefix(e, "second ") : -1;
+    }
     if (p->init_rgb) {
         if (!ctx->vae.has_encoder) return os_fail(e, "img2img: this model's VAE has no encoder weights");
         if (ctx->vae.factor != f)
@@ -388,8 +415,9 @@ static int context_dim(const struct onestep_ctx *ctx)
 /* Run every model stage on ops_null() with a measuring arena: the largest
  * peak is what the real run needs. */
 static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int H, int W, size_t *peak,
-                   struct os_err *e)
+                   enum onestep_stage *peak_stage, struct os_err *e)
 {
+    enum onestep_stage stage = ONESTEP_STAGE_TEXT;
     struct arena a;
     arena_init_measure(&a);
     struct run r = {0};
@@ -418,19 +446,20 @@ static int measure(struct onestep_ctx *ctx, const struct onestep_params *p, int 
     struct unet_cond cond = {r.context, SEQ, r.ctx_dim, ctx->unet.text_time ? r.pooled : NULL,
                              ctx->unet.text_time ? time_ids : NULL};
     if (unet_forward(&ctx->unet, r.o, &a, lat, h, w, 999.0f, &cond, lat, NULL, e)) goto done;
-    if (a.peak > *peak) *peak = a.peak;
+    if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_UNET;
     arena_destroy(&a);
     arena_init_measure(&a);
     if (ctx->taesd ? taesd_decode(ctx->taesd, r.o, &a, lat, h, w, img, NULL, e)
                    : vae_decode(&ctx->vae, r.o, &a, lat, h, w, img, NULL, e))
         goto done;
-    if (a.peak > *peak) *peak = a.peak; /* --preview decodes x0 the same way: no larger */
+    if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_VAE; /* --preview decodes x0 the same way */
     if (p->init_rgb) {
         arena_destroy(&a);
         arena_init_measure(&a);
         if (vae_encode(&ctx->vae, r.o, &a, img, H, W, lat, NULL, e)) goto done;
-        if (a.peak > *peak) *peak = a.peak;
+        if (a.peak > *peak) *peak = a.peak, stage = ONESTEP_STAGE_ENCODE;
     }
+    if (peak_stage) *peak_stage = stage;
     rc = 0;
 done:
     arena_destroy(&a);
@@ -444,7 +473,71 @@ done:
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err)
 {
     struct os_err e = {{0}};
-    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, bytes, &e)) return fail(err, &e);
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, bytes, NULL, &e)) return fail(err, &e);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static uint64_t weight_bytes(const struct component *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->ntensors; i++)
+        n += (uint64_t)tensor_numel(&c->tensors[i]) * dtype_size(c->tensors[i].dtype);
+    return n;
+}
+
+/* What generate() holds on the host besides the arena: the latent buffers,
+ * the float and 8-bit images, img2img's encoder input and moments, and the
+ * caller's init image (see generate and img2img_latents). */
+static uint64_t host_bytes(const struct onestep_ctx *ctx, const struct onestep_params *p)
+{
+    const uint64_t HW = (uint64_t)p->width * (uint64_t)p->height;
+    const uint64_t n = (uint64_t)ctx->unet.in_channels * (HW / ((uint64_t)ctx->vae.factor * ctx->vae.factor));
+    uint64_t b = 6 * n * 4 + HW * 3 * 4 + HW * 3;
+    if (p->init_rgb) b += HW * 3 * 4 + 3 * n * 4 + HW * 3;
+    return b;
+}
+
+/* Refuse a generation that cannot fit rather than let the OOM killer end it:
+ * the measured arena, the host buffers, and the weights of the largest stage
+ * (mapped from the file; each stage's must be resident while it runs, and the
+ * pipeline drops a stage's pages when it is done). */
+static int check_memory(const struct onestep_ctx *ctx, const struct onestep_params *p, size_t arena,
+                        enum onestep_stage peak_stage, struct os_err *e)
+{
+    uint64_t avail;
+    const char *from;
+    int known = sysmem_available(&avail, &from, e);
+    if (known < 0) return -1;
+    if (known > 0) return 0;
+    uint64_t te = 0, w;
+    for (int i = 0; i < ctx->nenc; i++) te += weight_bytes(&ctx->te_comp[i]);
+    w = te;
+    if (weight_bytes(&ctx->unet_comp) > w) w = weight_bytes(&ctx->unet_comp);
+    if (weight_bytes(&ctx->vae_comp) > w) w = weight_bytes(&ctx->vae_comp);
+    const uint64_t need = (uint64_t)arena + host_bytes(ctx, p) + w;
+    if (need <= avail) return 0;
+    char a[32], b[32];
+    /* tiling bounds the VAE decoder's memory: it helps only when that is the peak */
+    const int tiling_helps = !p->vae_tiling && peak_stage == ONESTEP_STAGE_VAE;
+    const char *who = !strcmp(from, "ONESTEP_MEMORY_LIMIT") ? "ONESTEP_MEMORY_LIMIT allows %s"
+                      : !strcmp(from, "cgroup limit")         ? "this container's memory limit leaves %s"
+                                                              : "this machine has %s available";
+    char have[96];
+    snprintf(have, sizeof have, who, sysmem_format(avail, b, sizeof b));
+    return os_fail(e, "size %dx%d needs about %s of memory, %s (try %sa smaller size)", p->width, p->height,
+                   sysmem_format(need, a, sizeof a), have, tiling_helps ? "--vae-tiling or " : "");
+}
+
+int onestep_check_memory(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err)
+{
+    struct os_err e = {{0}};
+    size_t peak;
+    enum onestep_stage stage;
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, &peak, &stage, &e) ||
+        check_memory(ctx, p, peak, stage, &e))
+        return fail(err, &e);
     return 0;
 }
 
@@ -552,7 +645,8 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     r.hook = p->dump ? &hook : NULL;
 
     size_t peak;
-    if (measure(ctx, p, r.H, r.W, &peak, e)) return -1;
+    enum onestep_stage peak_stage;
+    if (measure(ctx, p, r.H, r.W, &peak, &peak_stage, e) || check_memory(ctx, p, peak, peak_stage, e)) return -1;
     struct arena arena;
     if (arena_init(&arena, o, peak, e)) return -1;
     r.a = &arena;
@@ -589,8 +683,9 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
 
     /* 1. prompt -> token ids -> context */
     for (int i = 0; i < ctx->nenc; i++) {
-        const char *text = (i == 1 && p->prompt_2) ? p->prompt_2 : p->prompt;
-        if (tokenizer_encode(ctx->tok[i], text, strlen(text), r.ids[i], e)) goto done;
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        if (tokenizer_encode(ctx->tok[i], text, len, r.ids[i], e)) goto done;
         if (p->dump) {
             int64_t ids64[SEQ], shape[2] = {1, SEQ};
             for (int t = 0; t < SEQ; t++) ids64[t] = r.ids[i][t];
