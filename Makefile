@@ -12,6 +12,12 @@
 # live side by side), OPT (optimisation level; the reference gives the same
 # bits at -O0 and -O2, tests/test_golden checks it).
 
+# make CUDA=1 links the CUDA backend in (see the end of this file); its
+# objects get their own directory, since every object sees -DONESTEP_CUDA.
+ifeq ($(CUDA),1)
+BUILD ?= build-cuda
+endif
+
 CC    ?= cc
 BUILD ?= build
 OPT   ?= -O2
@@ -98,5 +104,39 @@ golden-check:
 
 clean:
 	rm -rf build build-* $(PROGRAMS)
+
+# ---- CUDA offload backend (simd/cuda/, off by default) ----
+#   make CUDA=1 [test]   the library, ./onestep and the tests with the CUDA
+#                        table (nvcc + cuBLAS from the CUDA toolkit)
+#   make cuda-build      compile it and tests/test_cuda when nvcc exists and
+#                        run that test (it reports skipped without a GPU), so
+#                        CI catches rot on machines without a GPU
+# CUDA_ARCHS: real code for Turing .. Hopper (T4, A100, RTX 30/40, H100/H200)
+# plus PTX of the last one, which the driver compiles for newer GPUs.
+NVCC ?= nvcc
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+CUDA_ARCHS ?= 75 80 86 89 90
+CUDA_PTX ?= $(lastword $(CUDA_ARCHS))
+NVCC_FLAGS := -std=c++17 -O2 -fmad=false -Xcompiler -Wall,-Wextra -I. \
+              $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX)
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard simd/cuda/*.cu))
+
+$(BUILD)/simd/cuda/%.o: simd/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -c $< -o $@
+
+ifeq ($(CUDA),1)
+BASE_CFLAGS += -DONESTEP_CUDA=1
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+$(LIB): $(CUDA_OBJ)
+endif
+
+.PHONY: cuda-build
+cuda-build:
+	@if command -v $(NVCC) >/dev/null 2>&1; then \
+		$(MAKE) CUDA=1 BUILD=build-cuda BIN=build-cuda all build-cuda/tests/test_cuda && \
+		build-cuda/tests/test_cuda; \
+	else echo "cuda-build: $(NVCC) not found: the CUDA backend was not compiled"; fi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
