@@ -139,4 +139,35 @@ cuda-build:
 		build-cuda/tests/test_cuda; \
 	else echo "cuda-build: $(NVCC) not found: the CUDA backend was not compiled"; fi
 
+# make cuda-emu-test: the same test with the kernels compiled by the host
+# C++ compiler against tools/cuda_emu (a CPU emulator of the CUDA subset the
+# backend uses): their indexing, barriers and cuBLAS call shapes are checked
+# on machines without a GPU. Launches k<<<...>>>(args) are rewritten to
+# emu_launch(k, ...)(args) on the way.
+EMU_CXX ?= g++
+EMU_OBJ := $(patsubst simd/cuda/%.cu,build-emu/emu/%.o,$(wildcard simd/cuda/*.cu)) build-emu/emu/emu.o
+
+build-emu/emu/%.cpp: simd/cuda/%.cu
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; sed -E -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z0-9_]+>)?)<<</emu_launch(\1, /g' \
+		-e 's/>>>\(/)(/g' $<; } > $@
+
+build-emu/emu/%.o: build-emu/emu/%.cpp
+	$(EMU_CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Itools/cuda_emu -Isimd/cuda -I. -MMD -MP -c $< -o $@
+
+build-emu/emu/emu.o: tools/cuda_emu/emu.cpp
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Itools/cuda_emu -I. -MMD -MP -c $< -o $@
+
+ifeq ($(EMU),1)
+BASE_CFLAGS += -DONESTEP_CUDA=1
+LDLIBS += -lstdc++
+$(LIB): $(EMU_OBJ)
+endif
+
+.PHONY: cuda-emu-test
+cuda-emu-test:
+	$(MAKE) EMU=1 BUILD=build-emu BIN=build-emu build-emu/tests/test_cuda
+	build-emu/tests/test_cuda
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
