@@ -522,6 +522,8 @@ static void parity_conv(void)
         {320, 8, 8, 17, 3, 3, 1, 1, 1, 1, 1},    /* K = 2880 */
         {5, 6, 6, 3, 1, 1, 1, 1, 1, 1, 1},       /* 1x1 with padding: not the direct path */
         {2, 1, 1, 3, 3, 3, 1, 1, 1, 1, 1},       /* 1 pixel, every tap but one in the padding */
+        {3, 6, 7, 4, 3, 3, 1, 0, 1, 2, 0},       /* four different pads: top/left/bottom/right not confused */
+        {3, 7, 8, 5, 3, 1, 1, 1, 0, 1, 0},       /* a 3x1 kernel: KH and KW not confused */
     };
     static const enum dtype dts[] = {DT_F32, DT_F16, DT_BF16};
     for (int i = 0; i < (int)(sizeof cs / sizeof cs[0]); i++) {
@@ -777,6 +779,12 @@ static int check_collected(const struct conf_suite *s, const struct json *c, con
     return compared;
 }
 
+static void collector_clear(struct collector *col)
+{
+    for (int i = 0; i < col->n; i++) free(col->e[i].data);
+    col->n = 0;
+}
+
 /* Size the arena on ops_null, then run on CUDA in exactly that much device
  * memory; the backend's error() after the stage. */
 enum stage { CLIP, UNET, DECODE, ENCODE };
@@ -882,7 +890,7 @@ static void conf_clip(const struct conf_suite *s, const struct json *c, const st
         int k = check_collected(s, c, f, &col);
         check(k >= m.cfg.layers + 1, "%s: %s: %d tensors compared with the suite", cn, comp, k);
     }
-    check_collected(s, c, f, &col);
+    collector_clear(&col);
     free(idf);
     free(hidden);
     free(last);
@@ -931,7 +939,7 @@ static void conf_unet(const struct conf_suite *s, const struct json *c, const st
                     check(nc >= 10, "%s: %d unet.* tensors compared with the suite", cn, nc);
                 }
             }
-            check_collected(s, c, f, &col);
+            collector_clear(&col);
             free(x);
             free(t);
         }
@@ -968,9 +976,10 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         if (check(run_stage(DECODE, &a, &col, &err) == 0, "%s: vae decode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.decode.output", img, nimg, 1.0);
-            check_collected(s, c, f, &col);
+            int nc = check_collected(s, c, f, &col);
+            check(nc >= 4, "%s: %d vae decoder tensors compared with the suite", cn, nc);
         }
-        check_collected(s, c, f, &col);
+        collector_clear(&col);
         free(img);
     }
     free(z);
@@ -985,9 +994,10 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         if (check(run_stage(ENCODE, &a, &col, &err) == 0, "%s: vae encode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.quant_conv", mom, nm, 1.0);
-            check_collected(s, c, f, &col);
+            int nc = check_collected(s, c, f, &col);
+            check(nc >= 4, "%s: %d vae encoder tensors compared with the suite", cn, nc);
         }
-        check_collected(s, c, f, &col);
+        collector_clear(&col);
         free(mom);
     }
     free(im);
