@@ -164,6 +164,10 @@ static void rec_free(struct cuda_state *s, struct tensor *t)
 const void *cu_weight(struct cuda_state *s, const struct tensor *t, int64_t need, const char *op)
 {
     if (s->failed) return NULL;
+    if (!t) {
+        cu_fail(s, "%s: a required weight is missing (NULL)", op);
+        return NULL;
+    }
     /* ops.h gives the backend tensor->backend_cache; the tensor is const
      * only to model code */
     struct tensor *mt = (struct tensor *)t;
