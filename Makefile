@@ -113,7 +113,7 @@ clean:
 #                        CI catches rot on machines without a GPU
 # CUDA_ARCHS: real code for Turing .. Hopper (T4, A100, RTX 30/40, H100/H200)
 # plus PTX of the last one, which the driver compiles for newer GPUs.
-NVCC ?= nvcc
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc),nvcc)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 CUDA_ARCHS ?= 75 80 86 89 90
 CUDA_PTX ?= $(lastword $(CUDA_ARCHS))
