@@ -12,7 +12,9 @@
  *    messages, and error() clears them.
  *
  * Built in every configuration; without `make CUDA=1` it reports one skip,
- * and with it but without a device, one "skipped: no CUDA device" line. */
+ * and with it but without a device, one "skipped: no CUDA device" line.
+ * `make cuda-emu-test` links it against the kernels compiled for the CPU
+ * emulator in tools/cuda_emu, where every check runs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
