@@ -14,6 +14,12 @@
 # live side by side), OPT (optimisation level; the reference gives the same
 # bits at -O0 and -O2, tests/test_golden checks it).
 
+# make CUDA=1 links the CUDA backend in (see the end of this file); its
+# objects get their own directory, since every object sees -DONESTEP_CUDA.
+ifeq ($(CUDA),1)
+BUILD ?= build-cuda
+endif
+
 CC    ?= cc
 BUILD ?= build
 OPT   ?= -O2
@@ -154,5 +160,70 @@ golden-check:
 
 clean:
 	rm -rf build build-* $(PROGRAMS)
+
+# ---- CUDA offload backend (simd/cuda/, off by default) ----
+#   make CUDA=1 [test]   the library, ./onestep and the tests with the CUDA
+#                        table (nvcc + cuBLAS from the CUDA toolkit)
+#   make cuda-build      compile it and tests/test_cuda when nvcc exists and
+#                        run that test (it reports skipped without a GPU), so
+#                        CI catches rot on machines without a GPU
+# CUDA_ARCHS: real code for Turing .. Hopper (T4, A100, RTX 30/40, H100/H200)
+# plus PTX of the last one, which the driver compiles for newer GPUs.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc),nvcc)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
+CUDA_ARCHS ?= 75 80 86 89 90
+CUDA_PTX ?= $(lastword $(CUDA_ARCHS))
+NVCC_FLAGS := -std=c++17 -O2 -fmad=false -Xcompiler -Wall,-Wextra -I. \
+              $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -gencode arch=compute_$(CUDA_PTX),code=compute_$(CUDA_PTX)
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard simd/cuda/*.cu))
+
+$(BUILD)/simd/cuda/%.o: simd/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -c $< -o $@
+
+ifeq ($(CUDA),1)
+BASE_CFLAGS += -DONESTEP_CUDA=1
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+$(LIB): $(CUDA_OBJ)
+endif
+
+.PHONY: cuda-build
+cuda-build:
+	@if command -v $(NVCC) >/dev/null 2>&1; then \
+		$(MAKE) CUDA=1 BUILD=build-cuda BIN=build-cuda all build-cuda/tests/test_cuda && \
+		build-cuda/tests/test_cuda; \
+	else echo "cuda-build: $(NVCC) not found: the CUDA backend was not compiled"; fi
+
+# make cuda-emu-test: the same test with the kernels compiled by the host
+# C++ compiler against tools/cuda_emu (a CPU emulator of the CUDA subset the
+# backend uses): their indexing, barriers and cuBLAS call shapes are checked
+# on machines without a GPU. Launches k<<<...>>>(args) are rewritten to
+# emu_launch(k, ...)(args) on the way.
+EMU_CXX ?= g++
+EMU_OBJ := $(patsubst simd/cuda/%.cu,build-emu/emu/%.o,$(wildcard simd/cuda/*.cu)) build-emu/emu/emu.o
+
+build-emu/emu/%.cpp: simd/cuda/%.cu
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; sed -E -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z0-9_]+>)?)<<</emu_launch(\1, /g' \
+		-e 's/>>>\(/)(/g' $<; } > $@
+
+build-emu/emu/%.o: build-emu/emu/%.cpp
+	$(EMU_CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Itools/cuda_emu -Isimd/cuda -I. -MMD -MP -c $< -o $@
+
+build-emu/emu/emu.o: tools/cuda_emu/emu.cpp
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -Itools/cuda_emu -I. -MMD -MP -c $< -o $@
+
+ifeq ($(EMU),1)
+BASE_CFLAGS += -DONESTEP_CUDA=1
+LDLIBS += -lstdc++
+$(LIB): $(EMU_OBJ)
+endif
+
+.PHONY: cuda-emu-test
+cuda-emu-test:
+	$(MAKE) EMU=1 BUILD=build-emu BIN=build-emu build-emu/tests/test_cuda
+	build-emu/tests/test_cuda
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

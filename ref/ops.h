@@ -29,6 +29,8 @@
 
 #include "tensor.h"
 
+struct os_err;
+
 enum act {
     ACT_NONE,
     ACT_SILU,       /* x * sigmoid(x) */
@@ -120,6 +122,16 @@ struct ops {
     /* Nearest-neighbour resize with torch's index rule (exactly 2x: src = dst/2;
      * otherwise src = min(floor(dst * (float)in/out), in-1)). */
     void (*upsample_nearest)(const struct ops *o, float *y, const float *x, int C, int H, int W, int OH, int OW);
+
+    /* ---- backends with state (NULL in the CPU tables) ---- */
+    /* An offload backend runs kernels asynchronously and cannot fail inside
+     * an op: it records the first failure (no device memory for a weight, a
+     * kernel fault) and this reports it. The pipeline calls it after each
+     * stage's sync: `if (o->error && o->error(o, err)) return -1;` */
+    int (*error)(const struct ops *o, struct os_err *err);
+    /* Drop what the backend cached in these tensors' backend_cache (device
+     * copies of weights) before the component that owns them is closed. */
+    void (*release)(const struct ops *o, struct tensor *tensors, size_t n);
 };
 
 /* The reference backend (ops_ref.c). */
