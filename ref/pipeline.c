@@ -86,9 +86,28 @@ void onestep_load_default_params(struct onestep_load_params *p)
     p->variant = "auto";
 }
 
+/* Backends with device memory cache uploaded weights per tensor: drop them
+ * before the tensors' memory goes away. */
+static void release_weights(struct onestep_ctx *ctx, struct component *c)
+{
+    if (ctx->ops && ctx->ops->release && c->tensors) ctx->ops->release(ctx->ops, c->tensors, c->ntensors);
+}
+
+/* Asynchronous backends (CUDA) report failures after the fact: check at the
+ * end of every stage, so a device error is a message, not a garbage image. */
+static int backend_ok(const struct ops *o, struct os_err *e)
+{
+    if (o->sync) o->sync(o);
+    return (o->error && o->error(o, e)) ? -1 : 0;
+}
+
 void onestep_free(struct onestep_ctx *ctx)
 {
     if (!ctx) return;
+    for (int i = 0; i < MAX_ENCODERS; i++) release_weights(ctx, &ctx->te_comp[i]);
+    release_weights(ctx, &ctx->unet_comp);
+    release_weights(ctx, &ctx->vae_comp);
+    release_weights(ctx, &ctx->taesd_comp);
     for (int i = 0; i < MAX_ENCODERS; i++) {
         tokenizer_free(ctx->tok[i]);
         clip_free(&ctx->te[i]);
@@ -574,7 +593,7 @@ static int img2img_latents(struct run *r, struct sched *s, int t0, struct rng *g
     dump_latent(p, "img2img.image", img, 3, r->H, r->W);
     double t = now();
     progress(p, ONESTEP_STAGE_ENCODE, 1, 1, 0, 0);
-    if (vae_encode(&ctx->vae, r->o, r->a, img, r->H, r->W, moments, r->hook, e)) goto done;
+    if (vae_encode(&ctx->vae, r->o, r->a, img, r->H, r->W, moments, r->hook, e) || backend_ok(r->o, e)) goto done;
     progress(p, ONESTEP_STAGE_ENCODE, 1, 1, now() - t, 1);
     /* DiagonalGaussianDistribution.sample: mean + exp(0.5 * clamp(logvar, -30, 20)) * randn */
     rng_randn(g, noise, n);
@@ -696,7 +715,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     }
     double t = now();
     progress(p, ONESTEP_STAGE_TEXT, 1, 1, 0, 0);
-    if (encode_text(&r, e)) goto done;
+    if (encode_text(&r, e) || backend_ok(o, e)) goto done;
     for (int i = 0; i < ctx->nenc; i++) component_release_pages(&ctx->te_comp[i]);
     progress(p, ONESTEP_STAGE_TEXT, 1, 1, now() - t, 1);
     int64_t cshape[3] = {1, SEQ, r.ctx_dim};
@@ -748,7 +767,8 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         dump_latent(p, name, xin, r.lc, r.h, r.w);
         t = now();
         progress(p, ONESTEP_STAGE_UNET, k, nsteps, 0, 0);
-        if (unet_forward(&ctx->unet, o, &arena, xin, r.h, r.w, ts, &cond, eps, k == 1 ? r.hook : NULL, e))
+        if (unet_forward(&ctx->unet, o, &arena, xin, r.h, r.w, ts, &cond, eps, k == 1 ? r.hook : NULL, e) ||
+            backend_ok(o, e))
             goto done;
         progress(p, ONESTEP_STAGE_UNET, k, nsteps, now() - t, 1);
         snprintf(name, sizeof name, "step%d.noise_pred", k);
@@ -779,7 +799,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         snprintf(name, sizeof name, "step%d.latents", k);
         dump_latent(p, name, x, r.lc, r.h, r.w);
         if (p->preview) { /* this step's x0 prediction as a picture */
-            if (decode(ctx, o, &arena, x0, xin, r.h, r.w, img, NULL, e)) goto done;
+            if (decode(ctx, o, &arena, x0, xin, r.h, r.w, img, NULL, e) || backend_ok(o, e)) goto done;
             vae_to_uint8(img, r.H, r.W, rgb);
             p->preview(p->preview_user, k, rgb, r.W, r.H);
         }
@@ -790,7 +810,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     /* 4. decode */
     t = now();
     progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
-    if (decode(ctx, o, &arena, x, xin, r.h, r.w, img, r.hook, e)) goto done;
+    if (decode(ctx, o, &arena, x, xin, r.h, r.w, img, r.hook, e) || backend_ok(o, e)) goto done;
     component_release_pages(&ctx->vae_comp);
     component_release_pages(&ctx->taesd_comp);
     progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);

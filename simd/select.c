@@ -18,6 +18,9 @@
 
 #include "../ref/common.h"
 #include "../ref/ops.h"
+#ifdef ONESTEP_CUDA
+#include "cuda/ops_cuda.h"
+#endif
 #include "cpu.h"
 #include "simd.h"
 #include "state.h"
@@ -121,6 +124,14 @@ const struct ops *ops_by_name(const char *name, int threads, struct os_err *err)
     if (threads <= 0) threads = f.ncpu;
     if (!name) name = "auto";
     if (strcmp(name, "ref") == 0) return ops_ref();
+    if (strcmp(name, "cuda") == 0) {
+#ifdef ONESTEP_CUDA
+        return ops_cuda(threads, err);
+#else
+        os_fail(err, "--backend cuda: this build has no CUDA support; rebuild with make CUDA=1");
+        return NULL;
+#endif
+    }
     int want_auto = strcmp(name, "auto") == 0;
     for (const struct isa_entry *e = isas; e->name; e++) {
         if (!want_auto && strcmp(name, e->name) != 0) continue;
@@ -160,6 +171,9 @@ const char *ops_describe(const struct ops *o)
         pthread_once(&once, make_ref_desc);
         return ref_desc;
     }
+#ifdef ONESTEP_CUDA
+    if (strcmp(o->name, "cuda") == 0) return ops_cuda_describe(o);
+#endif
     const char *d = o->name;
     pthread_mutex_lock(&tables_lock);
     for (struct backend *b = tables; b; b = b->next)
