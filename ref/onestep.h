@@ -67,6 +67,7 @@ enum onestep_dtype { ONESTEP_F32, ONESTEP_I64, ONESTEP_U8 };
 struct onestep_params {
     const char *prompt;
     const char *prompt_2;       /* SDXL's second text encoder; NULL = prompt (as diffusers) */
+    size_t prompt_len, prompt_2_len; /* bytes, for prompts holding U+0000; 0 = strlen */
     int width, height;          /* 0 = the model's default (512 for the Turbo models) */
     int steps;                  /* default 1 */
     uint64_t seed;              /* default 42; torch keeps the low 32 bits */
@@ -121,6 +122,12 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
 int onestep_validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err);
 /* Bytes of activation memory a generation with these parameters needs (measured, not guessed). */
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err);
+/* Fail ("size WxH needs about N GiB of memory, this machine has M GiB
+ * available ...") when the activations, the host buffers and the largest
+ * stage's weights would not fit in the memory available (ref/sysmem.h:
+ * MemAvailable, the cgroup limit, or $ONESTEP_MEMORY_LIMIT). onestep_generate
+ * checks this itself; call it to learn before printing or starting anything. */
+int onestep_check_memory(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err);
 int onestep_generate(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_image *out,
                      struct onestep_err *err);
 void onestep_image_free(struct onestep_image *img);
@@ -128,6 +135,9 @@ void onestep_image_free(struct onestep_image *img);
 /* The 77 token ids of each tokenizer (ids[0] = tokenizer, ids[1] = tokenizer_2). */
 int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntokenizers,
                      struct onestep_err *err);
+/* The same for a prompt of explicit length (which may hold NUL bytes). */
+int onestep_tokenize_n(const struct onestep_ctx *ctx, const char *prompt, size_t len, int32_t ids[2][77],
+                       int *ntokenizers, struct onestep_err *err);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,8 @@
 
 #include "tensor.h"
 
+struct os_err;
+
 enum act {
     ACT_NONE,
     ACT_SILU,       /* x * sigmoid(x) */
@@ -120,6 +122,16 @@ struct ops {
     /* Nearest-neighbour resize with torch's index rule (exactly 2x: src = dst/2;
      * otherwise src = min(floor(dst * (float)in/out), in-1)). */
     void (*upsample_nearest)(const struct ops *o, float *y, const float *x, int C, int H, int W, int OH, int OW);
+
+    /* ---- backends with state (NULL in the CPU tables) ---- */
+    /* An offload backend runs kernels asynchronously and cannot fail inside
+     * an op: it records the first failure (no device memory for a weight, a
+     * kernel fault) and this reports it. The pipeline calls it after each
+     * stage's sync: `if (o->error && o->error(o, err)) return -1;` */
+    int (*error)(const struct ops *o, struct os_err *err);
+    /* Drop what the backend cached in these tensors' backend_cache (device
+     * copies of weights) before the component that owns them is closed. */
+    void (*release)(const struct ops *o, struct tensor *tensors, size_t n);
 };
 
 /* The reference backend (ops_ref.c). */
@@ -130,8 +142,13 @@ const struct ops *ops_ref(void);
 const struct ops *ops_null(void);
 
 /* Backend by name: "ref", "avx2", "avx512", "neon", "cuda", or "auto" (the
- * fastest this CPU supports). NULL with a message if unknown or unavailable. */
+ * fastest this CPU supports). NULL with a message if unknown or unavailable.
+ * threads <= 0 means one per online processor. Tables live until exit. */
 struct os_err;
 const struct ops *ops_by_name(const char *name, int threads, struct os_err *err);
+
+/* One line for --version / -v: the backend, its threads and options, and the
+ * CPU features detected. Valid as long as the table. */
+const char *ops_describe(const struct ops *o);
 
 #endif

@@ -27,6 +27,7 @@
 #include "rng.h"
 #include "sched.h"
 #include "taesd.h"
+#include "sysmem.h"
 #include "tokenizer.h"
 #include "unet.h"
 #include "vae.h"
@@ -86,9 +87,28 @@ void onestep_load_default_params(struct onestep_load_params *p)
     p->variant = "auto";
 }
 
+/* Backends with device memory cache uploaded weights per tensor: drop them
+ * before the tensors' memory goes away. */
+static void release_weights(struct onestep_ctx *ctx, struct component *c)
+{
+    if (ctx->ops && ctx->ops->release && c->tensors) ctx->ops->release(ctx->ops, c->tensors, c->ntensors);
+}
+
+/* Asynchronous backends (CUDA) report failures after the fact: check at the
+ * end of every stage, so a device error is a message, not a garbage image. */
+static int backend_ok(const struct ops *o, struct os_err *e)
+{
+    if (o->sync) o->sync(o);
+    return (o->error && o->error(o, e)) ? -1 : 0;
+}
+
 void onestep_free(struct onestep_ctx *ctx)
 {
     if (!ctx) return;
+    for (int i = 0; i < MAX_ENCODERS; i++) release_weights(ctx, &ctx->te_comp[i]);
+    release_weights(ctx, &ctx->unet_comp);
+    release_weights(ctx, &ctx->vae_comp);
+    release_weights(ctx, &ctx->taesd_comp);
     for (int i = 0; i < MAX_ENCODERS; i++) {
         tokenizer_free(ctx->tok[i]);
         clip_free(&ctx->te[i]);
@@ -226,17 +246,35 @@ void onestep_default_params(const struct onestep_ctx *ctx, struct onestep_params
     p->strength = 0.5;
 }
 
-int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
-                     struct onestep_err *err)
+int onestep_tokenize_n(const struct onestep_ctx *ctx, const char *prompt, size_t len, int32_t ids[2][77], int *ntok,
+                       struct onestep_err *err)
 {
     struct os_err e = {{0}};
     for (int i = 0; i < ctx->nenc; i++)
-        if (tokenizer_encode(ctx->tok[i], prompt, strlen(prompt), ids[i], &e)) return fail(err, &e);
+        if (tokenizer_encode(ctx->tok[i], prompt, len, ids[i], &e)) return fail(err, &e);
     *ntok = ctx->nenc;
     return 0;
 }
 
+int onestep_tokenize(const struct onestep_ctx *ctx, const char *prompt, int32_t ids[2][77], int *ntok,
+                     struct onestep_err *err)
+{
+    return onestep_tokenize_n(ctx, prompt, strlen(prompt), ids, ntok, err);
+}
+
 /* ---------------------------------------------------------------- checks */
+
+/* The text encoder i reads: prompt_2 for SDXL's second when given (diffusers:
+ * prompt_2 = prompt_2 or prompt), with its explicit length when set. */
+static const char *prompt_for(const struct onestep_params *p, int i, size_t *len)
+{
+    if (i == 1 && p->prompt_2) {
+        *len = p->prompt_2_len ? p->prompt_2_len : strlen(p->prompt_2);
+        return p->prompt_2;
+    }
+    *len = p->prompt_len ? p->prompt_len : strlen(p->prompt);
+    return p->prompt;
+}
 
 static int validate(const struct onestep_ctx *ctx, const struct onestep_params *p, struct os_err *e)
 {
@@ -255,6 +293,14 @@ static int validate(const struct onestep_ctx *ctx, const struct onestep_params *
     if (p->ntimesteps < 0 || p->ntimesteps > SCHED_MAX_STEPS) return os_fail(e, "too many custom timesteps");
     enum rng_kind rk;
     if (rng_kind_from_name(p->rng ? p->rng : "torch", &rk, e)) return -1;
+    /* tokenizing is cheap and is what finds invalid UTF-8: do it before any work */
+    for (int i = 0; i < ctx->nenc; i++) {
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        int32_t ids[SEQ];
+        if (tokenizer_encode(ctx->tok[i], text, len, ids, e))
+            return i == 1 && p->prompt_2 ? os_prefix(e, "second ") : -1;
+    }
     if (p->init_rgb) {
         if (!ctx->vae.has_encoder) return os_fail(e, "img2img: this model's VAE has no encoder weights");
         if (ctx->vae.factor != f)
@@ -472,12 +518,86 @@ static size_t arena_needed(const struct onestep_params *p, const size_t peaks[4]
     return peak;
 }
 
+/* The stage whose arena arena_needed chose (the first of equals). */
+static enum onestep_stage largest_stage(const struct onestep_params *p, const size_t peaks[4])
+{
+    const size_t need = arena_needed(p, peaks);
+    static const enum onestep_stage order[4] = {ONESTEP_STAGE_TEXT, ONESTEP_STAGE_UNET, ONESTEP_STAGE_VAE,
+                                                ONESTEP_STAGE_ENCODE};
+    for (int i = 0; i < 4; i++)
+        if (peaks[order[i]] == need) return order[i];
+    return ONESTEP_STAGE_TEXT;
+}
+
 int onestep_estimate(struct onestep_ctx *ctx, const struct onestep_params *p, size_t *bytes, struct onestep_err *err)
 {
     struct os_err e = {{0}};
     size_t peaks[4];
     if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, peaks, &e)) return fail(err, &e);
     *bytes = arena_needed(p, peaks);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static uint64_t weight_bytes(const struct component *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->ntensors; i++)
+        n += (uint64_t)tensor_numel(&c->tensors[i]) * dtype_size(c->tensors[i].dtype);
+    return n;
+}
+
+/* What generate() holds on the host besides the arena: the latent buffers,
+ * the float and 8-bit images, img2img's encoder input and moments, and the
+ * caller's init image (see generate and img2img_latents). */
+static uint64_t host_bytes(const struct onestep_ctx *ctx, const struct onestep_params *p)
+{
+    const uint64_t HW = (uint64_t)p->width * (uint64_t)p->height;
+    const uint64_t n = (uint64_t)ctx->unet.in_channels * (HW / ((uint64_t)ctx->vae.factor * ctx->vae.factor));
+    uint64_t b = 6 * n * 4 + HW * 3 * 4 + HW * 3;
+    if (p->init_rgb) b += HW * 3 * 4 + 3 * n * 4 + HW * 3;
+    return b;
+}
+
+/* Refuse a generation that cannot fit rather than let the OOM killer end it:
+ * the measured arena, the host buffers, and the weights of the largest stage
+ * (mapped from the file; each stage's must be resident while it runs, and the
+ * pipeline drops a stage's pages when it is done). */
+static int check_memory(const struct onestep_ctx *ctx, const struct onestep_params *p, size_t arena,
+                        enum onestep_stage peak_stage, struct os_err *e)
+{
+    uint64_t avail;
+    const char *from;
+    int known = sysmem_available(&avail, &from, e);
+    if (known < 0) return -1;
+    if (known > 0) return 0;
+    uint64_t te = 0, w;
+    for (int i = 0; i < ctx->nenc; i++) te += weight_bytes(&ctx->te_comp[i]);
+    w = te;
+    if (weight_bytes(&ctx->unet_comp) > w) w = weight_bytes(&ctx->unet_comp);
+    if (weight_bytes(&ctx->vae_comp) > w) w = weight_bytes(&ctx->vae_comp);
+    const uint64_t need = (uint64_t)arena + host_bytes(ctx, p) + w;
+    if (need <= avail) return 0;
+    char a[32], b[32];
+    /* tiling bounds the VAE decoder's memory: it helps only when that is the peak */
+    const int tiling_helps = !p->vae_tiling && peak_stage == ONESTEP_STAGE_VAE;
+    const char *who = !strcmp(from, "ONESTEP_MEMORY_LIMIT") ? "ONESTEP_MEMORY_LIMIT allows %s"
+                      : !strcmp(from, "cgroup limit")         ? "this container's memory limit leaves %s"
+                                                              : "this machine has %s available";
+    char have[96];
+    snprintf(have, sizeof have, who, sysmem_format(avail, b, sizeof b));
+    return os_fail(e, "size %dx%d needs about %s of memory, %s (try %sa smaller size)", p->width, p->height,
+                   sysmem_format(need, a, sizeof a), have, tiling_helps ? "--vae-tiling or " : "");
+}
+
+int onestep_check_memory(struct onestep_ctx *ctx, const struct onestep_params *p, struct onestep_err *err)
+{
+    struct os_err e = {{0}};
+    size_t peaks[4];
+    if (validate(ctx, p, &e) || measure(ctx, p, p->height, p->width, peaks, &e) ||
+        check_memory(ctx, p, arena_needed(p, peaks), largest_stage(p, peaks), &e))
+        return fail(err, &e);
     return 0;
 }
 
@@ -514,7 +634,7 @@ static int img2img_latents(struct run *r, struct sched *s, int t0, struct rng *g
     dump_latent(p, "img2img.image", img, 3, r->H, r->W);
     double t = now();
     progress(p, ONESTEP_STAGE_ENCODE, 1, 1, 0, 0);
-    if (vae_encode(&ctx->vae, r->o, r->a, img, r->H, r->W, moments, r->hook, e)) goto done;
+    if (vae_encode(&ctx->vae, r->o, r->a, img, r->H, r->W, moments, r->hook, e) || backend_ok(r->o, e)) goto done;
     progress(p, ONESTEP_STAGE_ENCODE, 1, 1, now() - t, 1);
     /* DiagonalGaussianDistribution.sample: mean + exp(0.5 * clamp(logvar, -30, 20)) * randn */
     rng_randn(g, noise, n);
@@ -585,7 +705,9 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     r.hook = p->dump ? &hook : NULL;
 
     size_t peaks[4];
-    if (measure(ctx, p, r.H, r.W, peaks, e)) return -1;
+    if (measure(ctx, p, r.H, r.W, peaks, e) ||
+        check_memory(ctx, p, arena_needed(p, peaks), largest_stage(p, peaks), e))
+        return -1;
     struct arena arena;
     if (arena_init(&arena, o, arena_needed(p, peaks), e)) return -1;
     r.a = &arena;
@@ -622,8 +744,9 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
 
     /* 1. prompt -> token ids -> context */
     for (int i = 0; i < ctx->nenc; i++) {
-        const char *text = (i == 1 && p->prompt_2) ? p->prompt_2 : p->prompt;
-        if (tokenizer_encode(ctx->tok[i], text, strlen(text), r.ids[i], e)) goto done;
+        size_t len;
+        const char *text = prompt_for(p, i, &len);
+        if (tokenizer_encode(ctx->tok[i], text, len, r.ids[i], e)) goto done;
         if (p->dump) {
             int64_t ids64[SEQ], shape[2] = {1, SEQ};
             for (int t = 0; t < SEQ; t++) ids64[t] = r.ids[i][t];
@@ -635,7 +758,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     double t = now();
     if (!skipped(p, ONESTEP_STAGE_TEXT)) {
         progress(p, ONESTEP_STAGE_TEXT, 1, 1, 0, 0);
-        if (encode_text(&r, e)) goto done;
+        if (encode_text(&r, e) || backend_ok(o, e)) goto done;
         for (int i = 0; i < ctx->nenc; i++) component_release_pages(&ctx->te_comp[i]);
         progress(p, ONESTEP_STAGE_TEXT, 1, 1, now() - t, 1);
     }
@@ -688,7 +811,8 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         dump_latent(p, name, xin, r.lc, r.h, r.w);
         t = now();
         progress(p, ONESTEP_STAGE_UNET, k, nsteps, 0, 0);
-        if (unet_forward(&ctx->unet, o, &arena, xin, r.h, r.w, ts, &cond, eps, k == 1 ? r.hook : NULL, e))
+        if (unet_forward(&ctx->unet, o, &arena, xin, r.h, r.w, ts, &cond, eps, k == 1 ? r.hook : NULL, e) ||
+            backend_ok(o, e))
             goto done;
         progress(p, ONESTEP_STAGE_UNET, k, nsteps, now() - t, 1);
         snprintf(name, sizeof name, "step%d.noise_pred", k);
@@ -719,7 +843,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
         snprintf(name, sizeof name, "step%d.latents", k);
         dump_latent(p, name, x, r.lc, r.h, r.w);
         if (p->preview) { /* this step's x0 prediction as a picture */
-            if (decode(ctx, p, o, &arena, x0, xin, r.h, r.w, img, NULL, e)) goto done;
+            if (decode(ctx, p, o, &arena, x0, xin, r.h, r.w, img, NULL, e) || backend_ok(o, e)) goto done;
             vae_to_uint8(img, r.H, r.W, rgb);
             p->preview(p->preview_user, k, rgb, r.W, r.H);
         }
@@ -731,7 +855,7 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
     if (!skipped(p, ONESTEP_STAGE_VAE)) {
         t = now();
         progress(p, ONESTEP_STAGE_VAE, 1, 1, 0, 0);
-        if (decode(ctx, p, o, &arena, x, xin, r.h, r.w, img, r.hook, e)) goto done;
+        if (decode(ctx, p, o, &arena, x, xin, r.h, r.w, img, r.hook, e) || backend_ok(o, e)) goto done;
         component_release_pages(&ctx->vae_comp);
         component_release_pages(&ctx->taesd_comp);
         progress(p, ONESTEP_STAGE_VAE, 1, 1, now() - t, 1);

@@ -18,9 +18,11 @@
  * makes the merges run in increasing rank order, which tokenizer_bpe.c uses.
  * Like upstream we read at most 48894 merges and ignore any lines after. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../weights/json.h"
 #include "tokenizer_impl.h"
@@ -176,9 +178,11 @@ static int find_byte_symbols(struct tokenizer *t, const char *path, struct os_er
 
 static char *read_whole(const char *path, size_t *len, struct os_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO would block: refused below */
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
         os_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return NULL;
     }
     struct stat st;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run every test program in a directory; each prints "N passed, N failed".
 # Exit non-zero if any check failed or any program crashed.
+# TEST_RUNNER, if set, prefixes each program (e.g. qemu-aarch64 for cross builds).
 # Passing checks are hidden unless V=1 (make test V=1).
 dir=${1:-build/tests}
 total_pass=0 total_fail=0 bad=""
@@ -9,7 +10,7 @@ for t in "$dir"/test_*; do
     case "$t" in *.o|*.d) continue ;; esac
     name=$(basename "$t")
     echo "== $name"
-    out=$("$t" 2>&1); rc=$?
+    out=$($TEST_RUNNER "$t" 2>&1); rc=$?
     if [ -n "$V" ]; then printf '%s\n' "$out"; else printf '%s\n' "$out" | grep -v '^ok ' || true; fi
     summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
     p=$(printf '%s' "$summary" | sed -E 's/^([0-9]+) passed.*/\1/')

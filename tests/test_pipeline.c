@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ref/common.h"
 #include "../ref/onestep.h"
+#include "../ref/ops.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
 
@@ -208,8 +210,19 @@ int main(void)
     struct conf_suite s;
     if (conf_open(&s) != 0) return check_summary();
     const char *list = getenv("ONESTEP_TEST_BACKENDS");
-    char backends[256];
-    snprintf(backends, sizeof backends, "ref %s", list ? list : "");
+    char backends[256], found[128] = "";
+    if (!list) { /* the header's default: every SIMD backend this CPU runs */
+        static const char *simd[] = {"avx512", "avx2", "neon"};
+        for (size_t i = 0; i < sizeof simd / sizeof simd[0]; i++) {
+            struct os_err e = {{0}};
+            if (ops_by_name(simd[i], 0, &e)) {
+                strcat(found, " ");
+                strcat(found, simd[i]);
+            }
+        }
+        list = found;
+    }
+    snprintf(backends, sizeof backends, "ref %s", list);
     for (char *tok = strtok(backends, " ,"); tok; tok = strtok(NULL, " ,")) {
         double slack = strcmp(tok, "ref") ? 4.0 : 1.0;
         for (size_t i = 0; i < conf_ncases(&s); i++) run_case(&s, conf_case(&s, i), tok, slack);

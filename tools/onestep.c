@@ -27,7 +27,9 @@
 struct cli {
     struct onestep_load_params lp;
     struct onestep_params p;
-    const char *model, *prompt, *prompt_2, *output, *dump, *init_img, *preview_dir;
+    const char *model, *prompt, *prompt_2, *output, *dump, *init_img, *preview_dir, *prompt_file;
+    size_t prompt_len;  /* of a prompt read from a file: it may hold NUL bytes */
+    char *prompt_owned; /* that prompt's buffer */
     int have_seed, have_strength, resize, verbose;
     int timesteps[MAX_TIMESTEPS];
     struct onestep_lora loras[MAX_LORAS];
@@ -45,6 +47,7 @@ static void usage(FILE *f)
             "  -m, --model PATH        diffusers model directory or single .safetensors file\n"
             "                          (default weights/sd-turbo; get it with weights/download.sh sd-turbo)\n"
             "  -p, --prompt TEXT       the prompt (literal text: no weighting syntax)\n"
+            "      --prompt-file FILE  read the prompt from FILE (UTF-8, any length; for long prompts)\n"
             "      --prompt-2 TEXT     SDXL: prompt for the second text encoder (default: the prompt)\n"
             "  -o, --output FILE       PNG to write (default output.png)\n"
             "  -s, --seed N            0 .. 2^64-1 (default 42; torch keeps the low 32 bits)\n"
@@ -71,14 +74,22 @@ static void usage(FILE *f)
             "  -h, --help              this text\n");
 }
 
+/* One line on stderr, whatever the message holds: a file's tensor names or a
+ * prompt can carry newlines or terminal escape sequences, which are shown as
+ * \xNN instead. */
 static void die(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "onestep: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fputs("onestep: ", stderr);
+    for (const unsigned char *c = (const unsigned char *)msg; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) fprintf(stderr, "\\x%02x", *c);
+        else fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
     exit(2);
 }
 
@@ -87,8 +98,8 @@ static long long parse_int(const char *flag, const char *s, long long lo, long l
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno == ERANGE) die("%s %s: not an integer", flag, s);
-    if (v < lo || v > hi) die("%s %s: must be between %lld and %lld", flag, s, lo, hi);
+    if (!*s || *end) die("%s %s: not an integer", flag, s);
+    if (errno == ERANGE || v < lo || v > hi) die("%s %s: must be between %lld and %lld", flag, s, lo, hi);
     return v;
 }
 
@@ -127,7 +138,7 @@ static void print_version(const char *backend, int threads)
     struct os_err e;
     const struct ops *o = ops_by_name(backend ? backend : "auto", threads, &e);
     printf("onestep %s\n", ONESTEP_VERSION);
-    if (o) printf("backend: %s, %d thread%s\n", o->name, o->threads, o->threads == 1 ? "" : "s");
+    if (o) printf("backend: %s\n", ops_describe(o)); /* ISA, threads, options, CPU features */
     else printf("backend: %s\n", e.msg);
 }
 
@@ -148,6 +159,8 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
             c->model = need(argc, argv, &i);
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             c->prompt = need(argc, argv, &i);
+        } else if (!strcmp(a, "--prompt-file")) {
+            c->prompt_file = need(argc, argv, &i);
         } else if (!strcmp(a, "--prompt-2")) {
             c->prompt_2 = need(argc, argv, &i);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -304,14 +317,55 @@ static const char *basename_of(const char *path)
     return buf;
 }
 
+/* --prompt-file: the file's bytes are the prompt, as they are (the tokenizer
+ * folds whitespace, so a trailing newline changes nothing; a NUL byte is a
+ * character, as in a Python str). Exactly one of -p and --prompt-file. */
+#define PROMPT_FILE_MAX (64u << 20)
+
+static void read_prompt_file(struct cli *c)
+{
+    if (!c->prompt_file) return;
+    if (c->prompt) die("-p and --prompt-file: give one of them");
+    FILE *f = fopen(c->prompt_file, "rb");
+    if (!f) die("--prompt-file %s: cannot open: %s", c->prompt_file, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= PROMPT_FILE_MAX) {
+                fclose(f);
+                free(buf);
+                die("--prompt-file %s: larger than %u MiB", c->prompt_file, PROMPT_FILE_MAX >> 20);
+            }
+            char *b2 = realloc(buf, 2 * cap + 1);
+            if (!b2) free(buf);
+            buf = b2;
+            cap *= 2;
+        }
+    }
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf) die("--prompt-file %s: out of memory", c->prompt_file);
+    if (rerr) {
+        free(buf);
+        die("--prompt-file %s: read failed: %s", c->prompt_file, strerror(rerr));
+    }
+    buf[n] = '\0';
+    c->prompt = c->prompt_owned = buf;
+    c->prompt_len = n;
+}
+
 static int cmd_tokenize(int argc, char **argv)
 {
     struct cli c;
     memset(&c, 0, sizeof c);
     onestep_load_default_params(&c.lp);
     parse_args(&c, argc, argv, 2);
+    read_prompt_file(&c);
     if (!c.model) die("tokenize: -m MODEL_DIR is required");
-    if (!c.prompt) die("tokenize: -p PROMPT is required");
+    if (!c.prompt) die("tokenize: -p PROMPT (or --prompt-file FILE) is required");
     c.lp.model = c.model;
     c.lp.backend = "ref";
     struct onestep_err err;
@@ -319,13 +373,14 @@ static int cmd_tokenize(int argc, char **argv)
     if (onestep_load(&c.lp, &ctx, &err)) die("%s", err.msg);
     int32_t ids[2][77];
     int n;
-    if (onestep_tokenize(ctx, c.prompt, ids, &n, &err)) {
+    if (onestep_tokenize_n(ctx, c.prompt, c.prompt_len ? c.prompt_len : strlen(c.prompt), ids, &n, &err)) {
         onestep_free(ctx);
         die("%s", err.msg);
     }
     for (int t = 0; t < n; t++)
         for (int i = 0; i < 77; i++) printf("%d%c", ids[t][i], i == 76 ? '\n' : ' ');
     onestep_free(ctx);
+    free(c.prompt_owned);
     return 0;
 }
 
@@ -336,8 +391,9 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     onestep_load_default_params(&c.lp);
     parse_args(&c, argc, argv, 1);
+    read_prompt_file(&c);
 
-    if (!c.prompt) die("-p PROMPT is required (see onestep --help)");
+    if (!c.prompt) die("-p PROMPT (or --prompt-file FILE) is required (see onestep --help)");
     if (!c.output) c.output = "output.png";
     if (!c.model) c.model = "weights/sd-turbo";
     if (c.have_strength && !c.init_img) die("--strength needs -i/--init-img");
@@ -380,6 +436,7 @@ int main(int argc, char **argv)
     }
     p.vae_tiling = c.p.vae_tiling;
     p.prompt = c.prompt;
+    p.prompt_len = c.prompt_len;
     p.prompt_2 = c.prompt_2;
 
     unsigned char *init = NULL;
@@ -428,7 +485,7 @@ int main(int argc, char **argv)
         p.preview_user = &pv;
     }
 
-    if (onestep_validate(ctx, &p, &err)) {
+    if (onestep_validate(ctx, &p, &err) || onestep_check_memory(ctx, &p, &err)) {
         onestep_free(ctx);
         die("%s", err.msg);
     }
@@ -478,5 +535,6 @@ int main(int argc, char **argv)
         fprintf(stderr, ", total %.2f s; peak RSS %.1f MiB\n", t_gen, rss_overall(&pr.rss) / 1048576.0);
     }
     onestep_free(ctx);
+    free(c.prompt_owned);
     return pv.failed ? 1 : 0;
 }

@@ -27,12 +27,21 @@ int atomic_check_writable(const char *path, struct os_err *err)
     if (path[strlen(path) - 1] == '/') return os_fail(err, "%s: is a directory, expected a file name", path);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return os_fail(err, "%s: is a directory, expected a file name", path);
+    /* The finished file is renamed over the target: over /dev/null or a FIFO
+     * that would replace the device node itself (and as root, it can). */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return os_fail(err, "%s: exists and is not a regular file (a device, FIFO or socket); give a file name",
+                       path);
     char *dir = dir_of(path);
     if (!dir) return os_fail(err, "out of memory");
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    long name_max = pathconf(dir, _PC_NAME_MAX);
     int rc = 0;
     if (stat(dir, &st) != 0) rc = os_fail(err, "%s: directory %s does not exist", path, dir);
     else if (!S_ISDIR(st.st_mode)) rc = os_fail(err, "%s: %s is not a directory", path, dir);
     else if (access(dir, W_OK | X_OK) != 0) rc = os_fail(err, "%s: directory %s is not writable", path, dir);
+    else if (name_max > 0 && strlen(base) + 8 > (size_t)name_max) /* + the temporary name's "." and ".XXXXXX" */
+        rc = os_fail(err, "%s: file name too long (at most %ld bytes here)", path, name_max - 8);
     OS_FREE(dir);
     return rc;
 }

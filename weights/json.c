@@ -1,10 +1,12 @@
 #include "json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- allocation pool: every node, string and array of one document ---- */
 
@@ -534,9 +536,13 @@ void json_free(struct json *root)
 
 struct json *json_parse_file(const char *path, size_t max_bytes, struct os_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO (say, in a crafted model archive) would
+     * otherwise wait forever for a writer; it is refused just below */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
         os_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return NULL;
     }
     struct stat st;

@@ -116,8 +116,10 @@ int st_open_buffer(const void *buf, size_t len, const char *what, struct st_file
     if (p[8] != '{') return os_fail(err, "%s: header does not start with '{' (not a safetensors file?)", what);
 
     /* The writer may pad the header with spaces (allowed) but not NULs. */
-    struct json *h = json_parse((const char *)p + 8, (size_t)hlen, what, err);
-    if (!h) return os_prefix(err, "header: ");
+    char what_header[OS_ERR_MAX / 2];
+    snprintf(what_header, sizeof what_header, "%s: header", what); /* "x.safetensors: header: invalid JSON ..." */
+    struct json *h = json_parse((const char *)p + 8, (size_t)hlen, what_header, err);
+    if (!h) return -1;
     if (h->type != JSON_OBJECT) {
         json_free(h);
         return os_fail(err, "%s: header must be a JSON object", what);
@@ -207,7 +209,7 @@ fail:
 int st_open(const char *path, struct st_file **out, struct os_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us: refused below */
     if (fd < 0) return os_fail(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -2,10 +2,16 @@
 
 #include <errno.h>
 #include <math.h>
+#include <limits.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#include <jerror.h>
+#include <jpeglib.h>
+#include <png.h>
 
 #include "../../weights/atomic_file.h"
 
@@ -17,13 +23,9 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #endif
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBIW_ZLIB_COMPRESS png_zlib_compress /* real zlib: smaller files than stb's own deflate */
 static unsigned char *png_zlib_compress(unsigned char *data, int len, int *out_len, int quality);
-#include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
@@ -163,45 +165,36 @@ int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, cons
     return atomic_commit(&af, err);
 }
 
-int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct os_err *err)
+/* ---- reading: libpng and libjpeg(-turbo), not stb_image ----
+ *
+ * Init images come from anywhere. stb_image asks not to be used on untrusted
+ * files, and the Debian version (2.27) writes out of bounds on crafted JPEG
+ * Huffman tables (nothings/stb #1289, #1291; fixed upstream in 2.28): our
+ * fuzzer (tests/fuzz/fuzz_image.c) hit it within seconds. libpng and
+ * libjpeg-turbo are fuzzed continuously by OSS-Fuzz. libjpeg-turbo is also
+ * the decoder PIL uses, so a JPEG gives the very pixels diffusers'
+ * load_image(...).convert("RGB") sees; PNG decoding is lossless either way.
+ *
+ * Both libraries report errors by longjmp; each decoder keeps the state that
+ * must survive it in a struct it owns, so no local is clobbered. */
+
+#define JPEG_MAX_SCANS 1000 /* a real progressive JPEG has ~10; thousands only cost time */
+
+struct decoded {
+    const char *what;
+    const unsigned char *buf;
+    size_t len, off;
+    unsigned char *rgb; /* the result, w x h x 3 */
+    unsigned char **rows;
+    char msg[JMSG_LENGTH_MAX > 200 ? JMSG_LENGTH_MAX : 200];
+};
+
+/* The size is checked from the header before anything is decoded. */
+static int check_size(const char *what, unsigned long w, unsigned long h, struct os_err *err)
 {
-    *rgb = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return os_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    int x, y, comp;
-    if (!stbi_info_from_file(f, &x, &y, &comp)) {
-        fclose(f);
-        return os_fail(err, "%s: not a readable PNG or JPEG (%s)", path, stbi_failure_reason());
-    }
-    if (x <= 0 || y <= 0) {
-        fclose(f);
-        return os_fail(err, "%s: image is %dx%d", path, x, y);
-    }
-    if (x > IMAGE_MAX_SIDE || y > IMAGE_MAX_SIDE) {
-        fclose(f);
-        return os_fail(err, "%s: image is %dx%d; the largest side accepted is %d", path, x, y, IMAGE_MAX_SIDE);
-    }
-    if (comp == 2 || comp == 4) {
-        fclose(f);
-        return os_fail(err, "%s: image has an alpha channel (%d channels); save it as RGB first", path, comp);
-    }
-    if (comp != 1 && comp != 3) {
-        fclose(f);
-        return os_fail(err, "%s: unsupported channel count %d (expected RGB or grayscale)", path, comp);
-    }
-    unsigned char *px = stbi_load_from_file(f, &x, &y, &comp, 3);
-    fclose(f);
-    if (!px) return os_fail(err, "%s: cannot decode image (%s; truncated file?)", path, stbi_failure_reason());
-    size_t n = (size_t)x * (size_t)y * 3;
-    *rgb = malloc(n);
-    if (!*rgb) {
-        stbi_image_free(px);
-        return os_fail(err, "%s: out of memory", path);
-    }
-    memcpy(*rgb, px, n);
-    stbi_image_free(px);
-    *w = x;
-    *h = y;
+    if (w == 0 || h == 0) return os_fail(err, "%s: image is %lux%lu", what, w, h);
+    if (w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE)
+        return os_fail(err, "%s: image is %lux%lu; the largest side accepted is %d", what, w, h, IMAGE_MAX_SIDE);
     return 0;
 }
 
@@ -263,9 +256,208 @@ unsigned char *image_resize_rgb(const unsigned char *src, int sw, int sh, int dw
     return out;
 }
 
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    struct decoded *d = png_get_error_ptr(png);
+    snprintf(d->msg, sizeof d->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png; /* benign problems (a bad ancillary chunk CRC, ...): PIL ignores them too */
+    (void)msg;
+}
+
+static void png_read_mem(png_structp png, png_bytep out, size_t n)
+{
+    struct decoded *d = png_get_io_ptr(png);
+    if (n > d->len - d->off) png_error(png, "file is truncated");
+    memcpy(out, d->buf + d->off, n);
+    d->off += n;
+}
+
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* 8-bit RGB out of any PNG without alpha: palette expanded, gray replicated,
+ * 16-bit reduced to its high byte, no gamma applied: PIL's convert("RGB")
+ * pixels, except 16-bit grayscale, which PIL clips at 255 instead. */
+static int decode_png(struct decoded *d, int *w, int *h, struct os_err *err)
+{
+    /* IHDR is always first: refuse an absurd size or an alpha channel before
+     * libpng reads (or allocates) anything more */
+    if (d->len >= 26 && !memcmp(d->buf + 12, "IHDR", 4)) {
+        if (check_size(d->what, be32(d->buf + 16), be32(d->buf + 20), err)) return -1;
+        if (d->buf[25] == PNG_COLOR_TYPE_RGB_ALPHA || d->buf[25] == PNG_COLOR_TYPE_GRAY_ALPHA)
+            return os_fail(err, "%s: image has an alpha channel; save it as RGB first", d->what);
+    }
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, d, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return os_fail(err, "%s: out of memory", d->what);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return os_fail(err, "%s: cannot decode PNG (%s)", d->what, d->msg);
+    }
+    png_set_read_fn(png, d, png_read_mem);
+    png_set_chunk_malloc_max(png, 8u << 20); /* a text or ICC chunk cannot inflate to gigabytes */
+    png_read_info(png, info);
+    png_uint_32 pw, ph;
+    int depth, ctype, interlace;
+    png_get_IHDR(png, info, &pw, &ph, &depth, &ctype, &interlace, NULL, NULL);
+    if (check_size(d->what, pw, ph, err)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
+    if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return os_fail(err, "%s: image has an alpha channel; save it as RGB first", d->what);
+    }
+    if (depth == 16) png_set_strip_16(png);
+    if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (ctype == PNG_COLOR_TYPE_GRAY) png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_channels(png, info) != 3 || png_get_rowbytes(png, info) != (size_t)pw * 3)
+        png_error(png, "unexpected pixel layout after conversion to RGB");
+    d->rgb = malloc((size_t)pw * ph * 3);
+    d->rows = malloc((size_t)ph * sizeof *d->rows);
+    if (!d->rgb || !d->rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < ph; y++) d->rows[y] = d->rgb + (size_t)y * pw * 3;
+    png_read_image(png, d->rows);
+    png_read_end(png, NULL); /* the chunks after the pixels, up to IEND: a truncated file fails here */
+    png_destroy_read_struct(&png, &info, NULL);
+    *w = (int)pw;
+    *h = (int)ph;
+    return 0;
+}
+
+struct jpeg_fail {
+    struct jpeg_error_mgr mgr; /* first: libjpeg hands us a pointer to it */
+    struct jpeg_progress_mgr progress;
+    jmp_buf jb;
+    struct decoded *d;
+};
+
+static void jpeg_on_error(j_common_ptr c)
+{
+    struct jpeg_fail *f = (struct jpeg_fail *)c->err;
+    c->err->format_message(c, f->d->msg);
+    longjmp(f->jb, 1);
+}
+
+/* Warnings are how libjpeg reports damage it can paper over. PIL refuses a
+ * truncated file ("image file is truncated") and accepts the rest; so do we. */
+static void jpeg_on_message(j_common_ptr c, int level)
+{
+    if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(c);
+}
+
+static void jpeg_on_progress(j_common_ptr c)
+{
+    j_decompress_ptr di = (j_decompress_ptr)c;
+    struct jpeg_fail *f = (struct jpeg_fail *)c->err;
+    if (di->input_scan_number > JPEG_MAX_SCANS) {
+        snprintf(f->d->msg, sizeof f->d->msg, "more than %d progressive scans", JPEG_MAX_SCANS);
+        longjmp(f->jb, 1);
+    }
+}
+
+static int decode_jpeg(struct decoded *d, int *w, int *h, struct os_err *err)
+{
+    struct jpeg_decompress_struct ci;
+    struct jpeg_fail f;
+    memset(&f, 0, sizeof f);
+    f.d = d;
+    ci.err = jpeg_std_error(&f.mgr);
+    f.mgr.error_exit = jpeg_on_error;
+    f.mgr.emit_message = jpeg_on_message;
+    if (setjmp(f.jb)) {
+        jpeg_destroy_decompress(&ci);
+        return os_fail(err, "%s: cannot decode JPEG (%s)", d->what, d->msg);
+    }
+    jpeg_create_decompress(&ci);
+    f.progress.progress_monitor = jpeg_on_progress;
+    ci.progress = &f.progress;
+    jpeg_mem_src(&ci, d->buf, (unsigned long)d->len);
+    if (jpeg_read_header(&ci, TRUE) != JPEG_HEADER_OK) ERREXIT(&ci, JERR_NO_IMAGE);
+    if (check_size(d->what, ci.image_width, ci.image_height, err)) {
+        jpeg_destroy_decompress(&ci);
+        return -1;
+    }
+    if (ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK) {
+        jpeg_destroy_decompress(&ci);
+        return os_fail(err, "%s: CMYK JPEG is not supported; save it as RGB first", d->what);
+    }
+    ci.out_color_space = JCS_RGB; /* defaults otherwise, as PIL: ISLOW IDCT, fancy upsampling */
+    jpeg_start_decompress(&ci);
+    if (ci.output_components != 3 || ci.output_width != ci.image_width || ci.output_height != ci.image_height)
+        ERREXIT(&ci, JERR_CONVERSION_NOTIMPL);
+    const size_t stride = (size_t)ci.output_width * 3;
+    d->rgb = malloc(stride * ci.output_height);
+    if (!d->rgb) ERREXIT1(&ci, JERR_OUT_OF_MEMORY, 0);
+    while (ci.output_scanline < ci.output_height) {
+        JSAMPROW row = d->rgb + stride * ci.output_scanline;
+        if (jpeg_read_scanlines(&ci, &row, 1) != 1) ERREXIT(&ci, JERR_INPUT_EMPTY);
+    }
+    *w = (int)ci.output_width;
+    *h = (int)ci.output_height;
+    jpeg_finish_decompress(&ci);
+    jpeg_destroy_decompress(&ci);
+    return 0;
+}
+
+int image_decode_rgb(const void *buf, size_t len, const char *what, unsigned char **rgb, int *w, int *h,
+                     struct os_err *err)
+{
+    *rgb = NULL;
+    struct decoded d;
+    memset(&d, 0, sizeof d);
+    d.what = what;
+    d.buf = buf;
+    d.len = len;
+    int rc;
+    if (len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8)) rc = decode_png(&d, w, h, err);
+    else if (len >= 3 && !memcmp(buf, "\xff\xd8\xff", 3)) rc = decode_jpeg(&d, w, h, err);
+    else rc = os_fail(err, "%s: not a readable PNG or JPEG (unknown file signature)", what);
+    free(d.rows);
+    if (rc) {
+        free(d.rgb);
+        return -1;
+    }
+    *rgb = d.rgb;
+    return 0;
+}
+
+/* The whole file is read first, so the header check and the decoder see the
+ * same bytes. An accepted image (8192 x 8192 RGB) is at most ~200 MB even
+ * stored uncompressed; a bigger file is refused without reading it all. */
+#define IMAGE_MAX_FILE (512u << 20)
+
+int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct os_err *err)
+{
+    *rgb = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return os_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    struct membuf m = {0};
+    unsigned char chunk[65536];
+    size_t got;
+    while (!m.oom && m.n <= IMAGE_MAX_FILE && (got = fread(chunk, 1, sizeof chunk, f)) > 0) mem_put(&m, chunk, got);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    int rc;
+    if (rerr) rc = os_fail(err, "%s: read failed: %s", path, strerror(rerr));
+    else if (m.oom) rc = os_fail(err, "%s: out of memory", path);
+    else if (m.n > IMAGE_MAX_FILE) rc = os_fail(err, "%s: file is larger than any image accepted (%u MiB)", path, IMAGE_MAX_FILE >> 20);
+    else rc = image_decode_rgb(m.p, m.n, path, rgb, w, h, err);
+    free(m.p);
+    return rc;
 }
 
 char *png_read_text(const char *path, const char *key, struct os_err *err)

@@ -1,8 +1,9 @@
 /* image_io.h — PNG out (with generation parameters), PNG/JPEG in.
  *
- * stb_image / stb_image_write come from Debian's libstb-dev, used as they
- * are: the PNG text chunk is spliced into stb's output here rather than by
- * patching stb. Output is written to a temporary file and renamed. */
+ * Writing uses stb_image_write from Debian's libstb-dev as it is: the PNG text
+ * chunk is spliced into stb's output here rather than by patching stb. Output
+ * is written to a temporary file and renamed. Reading, which sees untrusted
+ * files, uses libpng and libjpeg-turbo (image_io.c says why). */
 #ifndef ONESTEP_IMAGE_IO_H
 #define ONESTEP_IMAGE_IO_H
 
@@ -17,9 +18,13 @@ int png_write_rgb(const char *path, const unsigned char *rgb, int w, int h, cons
                   struct os_err *err);
 
 /* Read a PNG or JPEG as 8-bit RGB (grayscale is expanded; images with an
- * alpha channel are refused rather than silently flattened). The size is
- * checked from the header before anything is decoded. *rgb is malloc'd. */
+ * alpha channel and CMYK JPEGs are refused rather than silently converted;
+ * a truncated file is an error). The size is checked from the header before
+ * anything is decoded. *rgb is malloc'd. */
 int image_read_rgb(const char *path, unsigned char **rgb, int *w, int *h, struct os_err *err);
+/* The same on a file already in memory (fuzzing); `what` names it in messages. */
+int image_decode_rgb(const void *buf, size_t len, const char *what, unsigned char **rgb, int *w, int *h,
+                     struct os_err *err);
 
 /* Resize 8-bit RGB with a Lanczos-3 filter the way PIL's Image.resize(...,
  * LANCZOS) does it (diffusers' VaeImageProcessor default): separable, the
