@@ -978,10 +978,12 @@ int main(int argc, char **argv)
                 int est;
                 double rs = ref_seconds(ref, s, &est), mine = stage_min(&r->st[s]);
                 if (!(rs > 0 && r->st[s].n && mine > 0)) continue;
-                if (!header) printf("speed-up over ref (min times, this run; ~ = ref time estimated from its text "
-                                    "GFLOP/s):\n");
+                if (!header)
+                    printf("speed-up over ref (min times, this run; ~ = the ref time is an estimate, from its GFLOP/s "
+                           "on a stage it ran):\n");
                 header = 1;
-                printf("  %-*s %-8s %-9s %s%.1fx\n", model_w, labels[m], r->backend, stage_names[s], est ? "~" : "", rs / mine);
+                printf("  %-*s %-8s %-9s %s%.1fx\n", model_w, labels[m], r->backend, stage_names[s], est ? "~" : "",
+                       rs / mine);
             }
         }
     }
