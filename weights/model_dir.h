@@ -127,6 +127,14 @@ int component_check_unused(const struct component *c, const char *const *ignore,
  * the pages under its own tensors only; other components' pages stay. */
 void component_release_pages(struct component *c);
 
+/* For loaders that fill a component their own way (weights/single_file.c).
+ * component_begin: c zeroed, c->name a copy of `name`, c->dir = `dir`
+ * (taken over; NULL counts as out of memory). component_read_config:
+ * c->dir/config_file parsed into c->config, which must be a JSON object.
+ * On failure both leave c for component_close. */
+int component_begin(struct component *c, const char *name, char *dir, struct os_err *err);
+int component_read_config(struct component *c, const char *config_file, struct os_err *err);
+
 /* Replace the table (used by single-file and LoRA loaders). The component
  * takes ownership of `tensors` (and of `owned` buffers added with
  * component_own). */
