@@ -366,6 +366,20 @@ void model_tokenizer_files_free(struct model_tokenizer_files *f)
     memset(f, 0, sizeof *f);
 }
 
+int model_tokenizer_files_in(const char *vocab_dir, const char *config_dir, struct model_tokenizer_files *out,
+                             struct os_err *err)
+{
+    out->vocab_json = path_join(vocab_dir, "vocab.json");
+    out->merges_txt = path_join(vocab_dir, "merges.txt");
+    out->tokenizer_config = path_join(config_dir, "tokenizer_config.json");
+    out->special_tokens_map = path_join(config_dir, "special_tokens_map.json");
+    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
+        model_tokenizer_files_free(out);
+        return os_fail(err, "out of memory");
+    }
+    return 0;
+}
+
 int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
                           struct os_err *err)
 {
@@ -373,14 +387,7 @@ int model_tokenizer_files(const struct model_dir *m, const char *name, struct mo
     if (m->single) return single_file_tokenizer_files(m, name, out, err);
     char *dir = path_join(m->path, name);
     if (!dir) return os_fail(err, "out of memory");
-    out->vocab_json = path_join(dir, "vocab.json");
-    out->merges_txt = path_join(dir, "merges.txt");
-    out->tokenizer_config = path_join(dir, "tokenizer_config.json");
-    out->special_tokens_map = path_join(dir, "special_tokens_map.json");
+    int rc = model_tokenizer_files_in(dir, dir, out, err);
     OS_FREE(dir);
-    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
-        model_tokenizer_files_free(out);
-        return os_fail(err, "out of memory");
-    }
-    return 0;
+    return rc;
 }

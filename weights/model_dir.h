@@ -86,6 +86,10 @@ struct model_tokenizer_files {
 int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
                           struct os_err *err);
 void model_tokenizer_files_free(struct model_tokenizer_files *f);
+/* The four paths from the directories that hold them: vocab.json and
+ * merges.txt in vocab_dir, the two tokenizer configs in config_dir. */
+int model_tokenizer_files_in(const char *vocab_dir, const char *config_dir, struct model_tokenizer_files *out,
+                             struct os_err *err);
 
 /* Open MODEL/model_index.json; errors name the path, and a missing directory
  * says how to get the weights. */
