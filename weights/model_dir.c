@@ -129,40 +129,52 @@ static char *find_weights(const char *dir, enum weight_variant variant, struct o
     return NULL;
 }
 
+int component_begin(struct component *c, const char *name, char *dir, struct os_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->name = os_strdup(name);
+    c->dir = dir;
+    if (!c->name || !c->dir) return os_fail(err, "out of memory");
+    return 0;
+}
+
+int component_read_config(struct component *c, const char *config_file, struct os_err *err)
+{
+    c->config_path = path_join(c->dir, config_file);
+    if (!c->config_path) return os_fail(err, "out of memory");
+    c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
+    if (!c->config) return -1;
+    if (c->config->type != JSON_OBJECT) return os_fail(err, "%s: must be a JSON object", c->config_path);
+    return 0;
+}
+
+/* The rest of opening a component that lives in a directory of its own
+ * files, once c->name and c->dir are set: its config and its weights file. */
+static int component_fill(struct component *c, const char *config_file, int with_weights,
+                          enum weight_variant variant, struct os_err *err)
+{
+    if (config_file && component_read_config(c, config_file, err)) return -1;
+    if (!with_weights) return 0;
+    c->weights_path = find_weights(c->dir, variant, err);
+    if (!c->weights_path || st_open(c->weights_path, &c->file, err)) return -1;
+    c->tensors = c->file->tensors;
+    c->ntensors = c->file->ntensors;
+    c->used = OS_CALLOC(c->ntensors ? c->ntensors : 1, 1);
+    if (!c->used) return os_fail(err, "out of memory");
+    return 0;
+}
+
 int component_open(const struct model_dir *m, const char *name, const char *config_file, int with_weights,
                    enum weight_variant variant, struct component *c, struct os_err *err)
 {
     if (m->single) return single_file_component(m, name, config_file, with_weights, c, err);
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup(name);
-    c->dir = path_join(m->path, name);
-    if (!c->name || !c->dir) goto oom;
+    if (component_begin(c, name, path_join(m->path, name), err)) goto fail;
     if (!path_exists(c->dir)) {
         os_fail(err, "%s: missing component directory (model_index.json of %s lists \"%s\")", c->dir, m->path, name);
         goto fail;
     }
-    if (config_file) {
-        c->config_path = path_join(c->dir, config_file);
-        if (!c->config_path) goto oom;
-        c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
-        if (!c->config) goto fail;
-        if (c->config->type != JSON_OBJECT) {
-            os_fail(err, "%s: must be a JSON object", c->config_path);
-            goto fail;
-        }
-    }
-    if (with_weights) {
-        c->weights_path = find_weights(c->dir, variant, err);
-        if (!c->weights_path) goto fail;
-        if (st_open(c->weights_path, &c->file, err)) goto fail;
-        c->tensors = c->file->tensors;
-        c->ntensors = c->file->ntensors;
-        c->used = OS_CALLOC(c->ntensors ? c->ntensors : 1, 1);
-        if (!c->used) goto oom;
-    }
+    if (component_fill(c, config_file, with_weights, variant, err)) goto fail;
     return 0;
-oom:
-    os_fail(err, "out of memory");
 fail:
     component_close(c);
     return -1;
@@ -175,34 +187,11 @@ int component_open_dir(const char *dir, const char *name, const char *config_fil
     struct stat st;
     if (stat(dir, &st) != 0) return os_fail(err, "%s: %s directory not found (%s)", dir, name, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return os_fail(err, "%s: the %s must be a directory (config.json + weights)", dir, name);
-    c->name = os_strdup(name);
-    c->dir = os_strdup(dir);
-    if (!c->name || !c->dir) goto oom;
-    if (config_file) {
-        c->config_path = path_join(c->dir, config_file);
-        if (!c->config_path) goto oom;
-        c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
-        if (!c->config) goto fail;
-        if (c->config->type != JSON_OBJECT) {
-            os_fail(err, "%s: must be a JSON object", c->config_path);
-            goto fail;
-        }
-    }
-    if (with_weights) {
-        c->weights_path = find_weights(c->dir, variant, err);
-        if (!c->weights_path) goto fail;
-        if (st_open(c->weights_path, &c->file, err)) goto fail;
-        c->tensors = c->file->tensors;
-        c->ntensors = c->file->ntensors;
-        c->used = OS_CALLOC(c->ntensors ? c->ntensors : 1, 1);
-        if (!c->used) goto oom;
+    if (component_begin(c, name, os_strdup(dir), err) || component_fill(c, config_file, with_weights, variant, err)) {
+        component_close(c);
+        return -1;
     }
     return 0;
-oom:
-    os_fail(err, "out of memory");
-fail:
-    component_close(c);
-    return -1;
 }
 
 void component_close(struct component *c)
@@ -377,6 +366,20 @@ void model_tokenizer_files_free(struct model_tokenizer_files *f)
     memset(f, 0, sizeof *f);
 }
 
+int model_tokenizer_files_in(const char *vocab_dir, const char *config_dir, struct model_tokenizer_files *out,
+                             struct os_err *err)
+{
+    out->vocab_json = path_join(vocab_dir, "vocab.json");
+    out->merges_txt = path_join(vocab_dir, "merges.txt");
+    out->tokenizer_config = path_join(config_dir, "tokenizer_config.json");
+    out->special_tokens_map = path_join(config_dir, "special_tokens_map.json");
+    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
+        model_tokenizer_files_free(out);
+        return os_fail(err, "out of memory");
+    }
+    return 0;
+}
+
 int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
                           struct os_err *err)
 {
@@ -384,14 +387,7 @@ int model_tokenizer_files(const struct model_dir *m, const char *name, struct mo
     if (m->single) return single_file_tokenizer_files(m, name, out, err);
     char *dir = path_join(m->path, name);
     if (!dir) return os_fail(err, "out of memory");
-    out->vocab_json = path_join(dir, "vocab.json");
-    out->merges_txt = path_join(dir, "merges.txt");
-    out->tokenizer_config = path_join(dir, "tokenizer_config.json");
-    out->special_tokens_map = path_join(dir, "special_tokens_map.json");
+    int rc = model_tokenizer_files_in(dir, dir, out, err);
     OS_FREE(dir);
-    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
-        model_tokenizer_files_free(out);
-        return os_fail(err, "out of memory");
-    }
-    return 0;
+    return rc;
 }

@@ -86,6 +86,10 @@ struct model_tokenizer_files {
 int model_tokenizer_files(const struct model_dir *m, const char *name, struct model_tokenizer_files *out,
                           struct os_err *err);
 void model_tokenizer_files_free(struct model_tokenizer_files *f);
+/* The four paths from the directories that hold them: vocab.json and
+ * merges.txt in vocab_dir, the two tokenizer configs in config_dir. */
+int model_tokenizer_files_in(const char *vocab_dir, const char *config_dir, struct model_tokenizer_files *out,
+                             struct os_err *err);
 
 /* Open MODEL/model_index.json; errors name the path, and a missing directory
  * says how to get the weights. */
@@ -126,6 +130,14 @@ int component_check_unused(const struct component *c, const char *const *ignore,
  * back in if read again). A component of a single-file checkpoint releases
  * the pages under its own tensors only; other components' pages stay. */
 void component_release_pages(struct component *c);
+
+/* For loaders that fill a component their own way (weights/single_file.c).
+ * component_begin: c zeroed, c->name a copy of `name`, c->dir = `dir`
+ * (taken over; NULL counts as out of memory). component_read_config:
+ * c->dir/config_file parsed into c->config, which must be a JSON object.
+ * On failure both leave c for component_close. */
+int component_begin(struct component *c, const char *name, char *dir, struct os_err *err);
+int component_read_config(struct component *c, const char *config_file, struct os_err *err);
 
 /* Replace the table (used by single-file and LoRA loaders). The component
  * takes ownership of `tensors` (and of `owned` buffers added with

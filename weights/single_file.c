@@ -425,25 +425,13 @@ int single_file_component(const struct model_dir *m, const char *name, const cha
     const struct single_file *s = m->single;
     struct json *walk_cfg = NULL;
     char *walk_path = NULL;
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup(name);
-    c->dir = path_join(s->config_dir, name);
-    if (!c->name || !c->dir) goto oom;
+    if (component_begin(c, name, path_join(s->config_dir, name), err)) goto fail;
     if (!path_exists(c->dir)) {
         os_fail(err, "%s: missing component directory (configs for \"%s\" of the single-file checkpoint %s)", c->dir,
                 name, m->path);
         goto fail;
     }
-    if (config_file) {
-        c->config_path = path_join(c->dir, config_file);
-        if (!c->config_path) goto oom;
-        c->config = json_parse_file(c->config_path, MODEL_JSON_MAX, err);
-        if (!c->config) goto fail;
-        if (c->config->type != JSON_OBJECT) {
-            os_fail(err, "%s: must be a JSON object", c->config_path);
-            goto fail;
-        }
-    }
+    if (config_file && component_read_config(c, config_file, err)) goto fail;
     if (with_weights) {
         const struct km_component *comp = NULL;
         for (size_t i = 0; i < s->ncomps; i++)
@@ -498,14 +486,7 @@ int single_file_tokenizer_files(const struct model_dir *m, const char *name, str
                        "directory holding them",
                        m->path);
     }
-    out->vocab_json = path_join(s->vocab_dir, "vocab.json");
-    out->merges_txt = path_join(s->vocab_dir, "merges.txt");
-    out->tokenizer_config = path_join(dir, "tokenizer_config.json");
-    out->special_tokens_map = path_join(dir, "special_tokens_map.json");
+    int rc = model_tokenizer_files_in(s->vocab_dir, dir, out, err);
     OS_FREE(dir);
-    if (!out->vocab_json || !out->merges_txt || !out->tokenizer_config || !out->special_tokens_map) {
-        model_tokenizer_files_free(out);
-        return os_fail(err, "out of memory");
-    }
-    return 0;
+    return rc;
 }
