@@ -1,5 +1,5 @@
-/* docs/ runs as written: every ```sh block of the markdown files in docs/ is
- * executed, and the pictures in docs/img/ are remade and must come out
+/* docs/ runs as written: every ```sh block of README.md and of the markdown
+ * files in docs/ is executed, and the pictures in docs/img/ are remade and must come out
  * identical.
  *
  * The convention (docs/design.md, "Commands in docs/", says it to writers):
@@ -337,7 +337,8 @@ static int has_anchor(const char *path, const char *anchor)
 }
 
 /* Every relative link and image of a page (outside code blocks) must point
- * at a file of the repository, and an #anchor at a heading of the page. */
+ * at a file of the repository (relative to the page's folder), and an
+ * #anchor at a heading of the page. */
 static void check_links(const char *path)
 {
     char *text = slurp(path);
@@ -367,7 +368,10 @@ static void check_links(const char *path)
                 snprintf(file, sizeof file, "%s", path);
                 ok = 1;
             } else {
-                ok = !fmt(file, sizeof file, "docs/%s", target) && access(file, R_OK) == 0;
+                /* relative to the page's own folder, as GitHub resolves it */
+                const char *slash = strrchr(path, '/');
+                int dirlen = slash ? (int)(slash - path + 1) : 0;
+                ok = !fmt(file, sizeof file, "%.*s%s", dirlen, path, target) && access(file, R_OK) == 0;
             }
             if (ok && anchor[0]) ok = strlen(file) > 3 && !strcmp(file + strlen(file) - 3, ".md") && has_anchor(file, anchor);
             if (!ok) {
@@ -495,6 +499,9 @@ int main(void)
     if (d) closedir(d);
     qsort(names, (size_t)n, sizeof *names, by_name);
     check(n > 0, "docs/ has %d markdown files", n);
+    /* README.md last: its first blocks (install + download, `make test`
+     * itself) are norun; the offline examples after them run. */
+    if (n < 256) names[n++] = strdup("README.md");
     for (int i = 0; i < n; i++) {
         check_links(names[i]);
         run_doc(names[i]);
