@@ -42,6 +42,14 @@ int os_fail(struct os_err *err, const char *fmt, ...) OS_PRINTF(2, 3);
  * Returns -1 like os_fail. */
 int os_prefix(struct os_err *err, const char *fmt, ...) OS_PRINTF(2, 3);
 
+/* The whole of a regular file at `path`, NUL-terminated, *len bytes (NUL
+ * not counted); NULL with err set ("PATH: cannot open: ...", "PATH: not a
+ * regular file", "PATH: file is N bytes, more than the M allowed for
+ * <kind>"). For the small untrusted files of a model (configs, vocabularies):
+ * a FIFO or device is refused without blocking, and the size is capped
+ * before anything is allocated. */
+char *os_read_file(const char *path, size_t max_bytes, const char *kind, size_t *len, struct os_err *err);
+
 /* strdup through OS_MALLOC; NULL on out-of-memory. */
 char *os_strdup(const char *s);
 

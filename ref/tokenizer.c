@@ -18,11 +18,9 @@
  * makes the merges run in increasing rank order, which tokenizer_bpe.c uses.
  * Like upstream we read at most 48894 merges and ignore any lines after. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../weights/json.h"
 #include "tokenizer_impl.h"
@@ -176,45 +174,6 @@ static int find_byte_symbols(struct tokenizer *t, const char *path, struct os_er
 
 /* ---- merges.txt ---- */
 
-static char *read_whole(const char *path, size_t *len, struct os_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO would block: refused below */
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
-    if (!f) {
-        os_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        os_fail(err, "%s: not a regular file", path);
-        return NULL;
-    }
-    if ((uint64_t)st.st_size > TOKENIZER_FILE_MAX) {
-        fclose(f);
-        os_fail(err, "%s: %lld bytes, more than the %u allowed", path, (long long)st.st_size, TOKENIZER_FILE_MAX);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = OS_MALLOC(n + 1);
-    if (!buf) {
-        fclose(f);
-        os_fail(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        OS_FREE(buf);
-        os_fail(err, "%s: short read", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -244,7 +203,7 @@ static int split_line(const char *s, size_t n, const char **a, size_t *na, const
 static int load_merges(struct tokenizer *t, const char *path, struct os_err *err)
 {
     size_t size;
-    char *text = read_whole(path, &size, err);
+    char *text = os_read_file(path, TOKENIZER_FILE_MAX, "a tokenizer file", &size, err);
     if (!text) return -1;
     int rc = -1;
     char *joined = NULL;

@@ -1,12 +1,9 @@
 #include "json.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- allocation pool: every node, string and array of one document ---- */
 
@@ -536,41 +533,9 @@ void json_free(struct json *root)
 
 struct json *json_parse_file(const char *path, size_t max_bytes, struct os_err *err)
 {
-    /* O_NONBLOCK: opening a FIFO (say, in a crafted model archive) would
-     * otherwise wait forever for a writer; it is refused just below */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
-    if (!f) {
-        os_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        os_fail(err, "%s: not a regular file", path);
-        return NULL;
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(f);
-        os_fail(err, "%s: file is %lld bytes, more than the %zu allowed for a JSON file", path,
-                (long long)st.st_size, max_bytes);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = OS_MALLOC(n + 1);
-    if (!buf) {
-        fclose(f);
-        os_fail(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        OS_FREE(buf);
-        os_fail(err, "%s: short read", path);
-        return NULL;
-    }
+    size_t n;
+    char *buf = os_read_file(path, max_bytes, "a JSON file", &n, err);
+    if (!buf) return NULL;
     struct json *j = json_parse(buf, n, path, err);
     OS_FREE(buf);
     return j;

@@ -318,21 +318,6 @@ static struct kname *kohya_names(const struct component *c, size_t *out_n)
     return k;
 }
 
-/* Index of an exact tensor name in c's sorted table, or -1 (without marking
- * it used: the model's loader does that later). */
-static long find_tensor(const struct component *c, const char *name)
-{
-    size_t lo = 0, hi = c->ntensors;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = strcmp(c->tensors[mid].name, name);
-        if (r == 0) return (long)mid;
-        if (r < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return -1;
-}
-
 /* c's tensor index for module m, -1 if none, -2 if the kohya name fits two. */
 static long resolve(const struct component *c, const struct lora_module *m, const struct kname *k, size_t nk)
 {
@@ -348,7 +333,7 @@ static long resolve(const struct component *c, const struct lora_module *m, cons
     if (!name) return -1;
     memcpy(name, m->module, len);
     memcpy(name + len, ".weight", 8);
-    long i = find_tensor(c, name);
+    long i = component_index(c, name);
     OS_FREE(name);
     if (i >= 0 && !has_weight_suffix(&c->tensors[i])) i = -1;
     return i;

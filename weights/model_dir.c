@@ -235,7 +235,7 @@ int component_own(struct component *c, void *buffer)
     return 0;
 }
 
-static long find_index(const struct component *c, const char *name)
+long component_index(const struct component *c, const char *name)
 {
     size_t lo = 0, hi = c->ntensors;
     while (lo < hi) {
@@ -250,7 +250,7 @@ static long find_index(const struct component *c, const char *name)
 
 const struct tensor *component_get(struct component *c, const char *name)
 {
-    long i = find_index(c, name);
+    long i = component_index(c, name);
     if (i < 0) return NULL;
     if (c->used) c->used[i] = 1;
     return &c->tensors[i];

@@ -114,6 +114,9 @@ int component_open_dir(const char *dir, const char *name, const char *config_fil
 
 /* Tensor by name (marks it used) or NULL. */
 const struct tensor *component_get(struct component *c, const char *name);
+/* Index of a tensor in c->tensors (sorted by name), or -1; does not mark it
+ * used (the LoRA merger looks up before the model's loader binds). */
+long component_index(const struct component *c, const char *name);
 
 /* Tensor by name with an expected shape (ndim values, -1 = any). Error text:
  * "unet: down_blocks.0.resnets.0.conv1.weight: shape [320, 4, 3, 3] in the
