@@ -89,3 +89,34 @@ const char *tensor_shape_str(const struct tensor *t, char *buf, size_t len)
     if (pos < len) snprintf(buf + pos, len - pos, "]");
     return buf;
 }
+
+double tensor_get_f64(const struct tensor *t, int64_t i)
+{
+    const unsigned char *p = (const unsigned char *)t->data;
+    switch (t->dtype) {
+    case DT_I64: {
+        int64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        return (double)v;
+    }
+    case DT_I32: {
+        int32_t v;
+        memcpy(&v, p + 4 * i, 4);
+        return v;
+    }
+    case DT_I16: {
+        int16_t v;
+        memcpy(&v, p + 2 * i, 2);
+        return v;
+    }
+    case DT_I8: return (int8_t)p[i];
+    case DT_U8:
+    case DT_BOOL: return p[i];
+    case DT_F64: {
+        double v;
+        memcpy(&v, p + 8 * i, 8);
+        return v;
+    }
+    default: return tensor_get_f32(t, i);
+    }
+}

@@ -117,6 +117,10 @@ static inline float tensor_get_f32(const struct tensor *t, int64_t i)
     }
 }
 
+/* Element i of a tensor of any dtype (integers and bool too) as double: for
+ * the tools that print and compare dumps, not for model code. */
+double tensor_get_f64(const struct tensor *t, int64_t i);
+
 /* Convert n elements starting at element `off` of a float tensor to f32. */
 void tensor_read_f32(const struct tensor *t, int64_t off, int64_t n, float *out);
 

@@ -57,25 +57,6 @@ static void usage(FILE *f)
             MIN_TILE);
 }
 
-static double get(const struct tensor *t, size_t i)
-{
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case DT_U8: return p[i];
-    case DT_I64: {
-        int64_t v;
-        memcpy(&v, p + 8 * i, 8);
-        return (double)v;
-    }
-    case DT_I32: {
-        int32_t v;
-        memcpy(&v, p + 4 * i, 4);
-        return v;
-    }
-    default: return tensor_get_f32(t, (int64_t)i);
-    }
-}
-
 static int is_float(enum dtype d)
 {
     return d == DT_F32 || d == DT_F16 || d == DT_BF16 || d == DT_F64;
@@ -94,7 +75,7 @@ static void stats_of(const struct tensor *t, size_t n, struct stats *s)
     s->min = INFINITY;
     s->max = -INFINITY;
     for (size_t i = 0; i < n; i++) {
-        double v = get(t, i);
+        double v = tensor_get_f64(t, (int64_t)i);
         if (!isfinite(v)) {
             s->nonfinite++;
             continue;
@@ -156,7 +137,7 @@ static void draw(struct canvas *cv, int x0, int y0, const struct tensor *t, size
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             unsigned char px[3];
-            grey(get(t, base + (size_t)r * rstride + (size_t)c), rms, px);
+            grey(tensor_get_f64(t, (int64_t)(base + (size_t)r * rstride + (size_t)c)), rms, px);
             for (int dy = 0; dy < sy; dy++)
                 for (int dx = 0; dx < sx; dx++)
                     memcpy(cv->rgb + ((size_t)(y0 + r * sy + dy) * cv->w + (size_t)(x0 + c * sx + dx)) * 3, px, 3);
@@ -208,7 +189,7 @@ static int render(const struct tensor *t, const struct opts *o)
         if (H > MAX_SIDE || W > MAX_SIDE || canvas_new(&cv, W, H, 0)) return 1;
         float *x = malloc(n * sizeof *x);
         if (!x) return -1;
-        for (size_t i = 0; i < n; i++) x[i] = (float)get(t, i);
+        for (size_t i = 0; i < n; i++) x[i] = (float)tensor_get_f64(t, (int64_t)i);
         vae_to_uint8(x, H, W, cv.rgb); /* the pipeline's postprocess: x/2 + 0.5, clamp, round */
         free(x);
         snprintf(what, sizeof what, "RGB: -1 black, +1 white (x/2 + 0.5, as the pipeline)");
@@ -335,7 +316,7 @@ int main(int argc, char **argv)
             const size_t n = (size_t)tensor_numel(t);
             printf("%-44s %-4s %-20s", t->name, dtype_name(t->dtype), sb);
             if (n <= 8) { /* timesteps, sigmas, scalars: the values themselves */
-                for (size_t k = 0; k < n; k++) printf(" %.9g", get(t, k));
+                for (size_t k = 0; k < n; k++) printf(" %.9g", tensor_get_f64(t, (int64_t)k));
                 printf("\n");
             } else {
                 struct stats st;

@@ -38,41 +38,10 @@ static void usage(FILE *f)
             "Exit status: 0 all within tolerance, 1 out of tolerance or shape mismatch, 2 usage/input error.\n");
 }
 
-static double get_elem(const struct tensor *t, size_t i)
-{
-    const unsigned char *p = (const unsigned char *)t->data;
-    switch (t->dtype) {
-    case DT_I64: {
-        int64_t v;
-        memcpy(&v, p + 8 * i, 8);
-        return (double)v;
-    }
-    case DT_I32: {
-        int32_t v;
-        memcpy(&v, p + 4 * i, 4);
-        return v;
-    }
-    case DT_I16: {
-        int16_t v;
-        memcpy(&v, p + 2 * i, 2);
-        return v;
-    }
-    case DT_I8: return (int8_t)p[i];
-    case DT_U8:
-    case DT_BOOL: return p[i];
-    case DT_F64: {
-        double v;
-        memcpy(&v, p + 8 * i, 8);
-        return v;
-    }
-    default: return tensor_get_f32(t, (int64_t)i);
-    }
-}
-
 /* cmp_run reads through a getter with a data pointer: pass the tensor itself. */
 static double get_tensor(const void *t, size_t i)
 {
-    return get_elem((const struct tensor *)t, i);
+    return tensor_get_f64((const struct tensor *)t, (int64_t)i);
 }
 
 static int is_float(enum dtype d)
@@ -248,8 +217,8 @@ int main(int argc, char **argv)
         char bad[32];
         snprintf(bad, sizeof bad, "%zu/%zu", st.mismatches, n);
         printf("%s %-*s %-16s %10.3g %10.3g %14s  %-14s %14.8g %14.8g%s%s\n", ok ? "ok  " : "FAIL", namew, ta->name,
-               shape, st.max_abs, st.max_rel, bad, where, n ? get_elem(ta, st.worst) : 0.0,
-               n ? get_elem(tb, st.worst) : 0.0, st.nonfinite ? "  NaN/inf disagree" : "", ok ? "" : tolnote);
+               shape, st.max_abs, st.max_rel, bad, where, n ? tensor_get_f64(ta, (int64_t)st.worst) : 0.0,
+               n ? tensor_get_f64(tb, (int64_t)st.worst) : 0.0, st.nonfinite ? "  NaN/inf disagree" : "", ok ? "" : tolnote);
     }
     size_t only_b = 0;
     for (size_t i = 0; i < B->ntensors; i++)
