@@ -36,6 +36,13 @@ struct cli {
     int nloras;
 };
 
+/* What parse_args and read_prompt_file allocated. */
+static void cli_free(struct cli *c)
+{
+    for (int i = 0; i < c->nloras; i++) free((char *)c->loras[i].path);
+    free(c->prompt_owned);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -380,7 +387,7 @@ static int cmd_tokenize(int argc, char **argv)
     for (int t = 0; t < n; t++)
         for (int i = 0; i < 77; i++) printf("%d%c", ids[t][i], i == 76 ? '\n' : ' ');
     onestep_free(ctx);
-    free(c.prompt_owned);
+    cli_free(&c);
     return 0;
 }
 
@@ -535,6 +542,6 @@ int main(int argc, char **argv)
         fprintf(stderr, ", total %.2f s; peak RSS %.1f MiB\n", t_gen, rss_overall(&pr.rss) / 1048576.0);
     }
     onestep_free(ctx);
-    free(c.prompt_owned);
+    cli_free(&c);
     return pv.failed ? 1 : 0;
 }
