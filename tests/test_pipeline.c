@@ -116,9 +116,9 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
         lp.nloras = 1;
     }
     struct onestep_ctx *ctx = NULL;
-    struct onestep_err err;
-    if (!check(onestep_load(&lp, &ctx, &err) == 0, "%s [%s]: load %s (%s)", name, backend, lp.model,
-               ctx ? "" : err.msg)) {
+    struct onestep_err err = {{0}};
+    int loaded = onestep_load(&lp, &ctx, &err) == 0; /* before check(): its arguments have no order */
+    if (!check(loaded, "%s [%s]: load %s%s%s", name, backend, lp.model, loaded ? "" : ": ", loaded ? "" : err.msg)) {
         st_close(f);
         return;
     }
