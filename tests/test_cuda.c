@@ -38,6 +38,7 @@ int main(void)
 #include "../ref/vae.h"
 #include "../simd/cuda/ops_cuda.h"
 #include "lib/conformance.h"
+#include "lib/dumps.h"
 
 static const struct ops *cu; /* the table under test */
 static const struct ops *ref;
@@ -742,49 +743,19 @@ static void errors(void)
 
 /* ---- conformance: the tiny models on the CUDA table ---- */
 
-struct collected {
-    char name[96];
-    float *data;
-    size_t n;
-};
-
-struct collector {
-    struct collected e[96];
-    int n;
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collector *c = ctx;
-    if (c->n == 96) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct collected *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->n = n;
-    e->data = dev_get(buf, n);
-}
-
-/* Compare every collected tensor the case file also has. */
+/* Compare every collected tensor the case file also has; empties col. */
 static int check_collected(const struct conf_suite *s, const struct json *c, const struct st_file *f,
-                           struct collector *col)
+                           struct dumps *col)
 {
     int compared = 0;
     for (int i = 0; i < col->n; i++) {
-        if (st_get(f, col->e[i].name)) {
-            conf_check(s, c, f, col->e[i].name, col->e[i].data, col->e[i].n, 1.0);
+        if (st_get(f, col->d[i].name)) {
+            conf_check(s, c, f, col->d[i].name, col->d[i].data, col->d[i].n, 1.0);
             compared++;
         }
-        free(col->e[i].data);
     }
-    col->n = 0;
+    dumps_clear(col);
     return compared;
-}
-
-static void collector_clear(struct collector *col)
-{
-    for (int i = 0; i < col->n; i++) free(col->e[i].data);
-    col->n = 0;
 }
 
 /* Size the arena on ops_null, then run on CUDA in exactly that much device
@@ -819,7 +790,7 @@ static int run(enum stage st, const struct stage_args *a, const struct ops *o, s
     return -1;
 }
 
-static int run_stage(enum stage st, const struct stage_args *a, struct collector *col, struct os_err *err)
+static int run_stage(enum stage st, const struct stage_args *a, struct dumps *col, struct os_err *err)
 {
     struct arena m;
     arena_init_measure(&m);
@@ -829,7 +800,7 @@ static int run_stage(enum stage st, const struct stage_args *a, struct collector
     if (rc) return rc;
     struct arena ar;
     if (arena_init(&ar, cu, peak, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     rc = run(st, a, cu, &ar, &hook, err);
     cu->sync(cu);
     if (!rc && cu->error(cu, err)) rc = -1;
@@ -886,13 +857,13 @@ static void conf_clip(const struct conf_suite *s, const struct json *c, const st
     float *embeds = malloc((size_t)(m.cfg.projection_dim > 0 ? m.cfg.projection_dim : 1) * sizeof *embeds);
     struct clip_out co = {hidden, last, NULL, m.cfg.with_projection ? embeds : NULL, NULL};
     struct stage_args a = {.model = &m, .ids = ids, .n = (int)n, .cout = &co};
-    struct collector col = {.n = 0};
+    struct dumps col = {.o = cu};
     if (check(idf && n <= 77 && run_stage(CLIP, &a, &col, &err) == 0, "%s: %s on cuda%s%s", cn, comp,
               err.msg[0] ? ": " : "", err.msg)) {
         int k = check_collected(s, c, f, &col);
         check(k >= m.cfg.layers + 1, "%s: %s: %d tensors compared with the suite", cn, comp, k);
     }
-    collector_clear(&col);
+    dumps_clear(&col);
     free(idf);
     free(hidden);
     free(last);
@@ -930,7 +901,7 @@ static void conf_unet(const struct conf_suite *s, const struct json *c, const st
                 break;
             }
             struct stage_args a = {.model = &u, .in = x, .h = h, .w = w, .t = t[0], .cond = &cond, .out = eps};
-            struct collector col = {.n = 0};
+            struct dumps col = {.o = cu};
             if (check(run_stage(UNET, &a, &col, &err) == 0, "%s step %d: unet on cuda%s%s", cn, k,
                       err.msg[0] ? ": " : "", err.msg)) {
                 char en[48];
@@ -941,7 +912,7 @@ static void conf_unet(const struct conf_suite *s, const struct json *c, const st
                     check(nc >= 10, "%s: %d unet.* tensors compared with the suite", cn, nc);
                 }
             }
-            collector_clear(&col);
+            dumps_clear(&col);
             free(x);
             free(t);
         }
@@ -974,14 +945,14 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         const size_t nimg = (size_t)v.out_channels * h * v.factor * w * v.factor;
         float *img = malloc(nimg * sizeof *img);
         struct stage_args a = {.model = &v, .in = z, .h = h, .w = w, .out = img};
-        struct collector col = {.n = 0};
+        struct dumps col = {.o = cu};
         if (check(run_stage(DECODE, &a, &col, &err) == 0, "%s: vae decode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.decode.output", img, nimg, 1.0);
             int nc = check_collected(s, c, f, &col);
             check(nc >= 4, "%s: %d vae decoder tensors compared with the suite", cn, nc);
         }
-        collector_clear(&col);
+        dumps_clear(&col);
         free(img);
     }
     free(z);
@@ -992,14 +963,14 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         const size_t nm = (size_t)2 * v.latent_channels * (H / v.factor) * (W / v.factor);
         float *mom = malloc(nm * sizeof *mom);
         struct stage_args a = {.model = &v, .in = im, .h = H, .w = W, .out = mom};
-        struct collector col = {.n = 0};
+        struct dumps col = {.o = cu};
         if (check(run_stage(ENCODE, &a, &col, &err) == 0, "%s: vae encode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.quant_conv", mom, nm, 1.0);
             int nc = check_collected(s, c, f, &col);
             check(nc >= 4, "%s: %d vae encoder tensors compared with the suite", cn, nc);
         }
-        collector_clear(&col);
+        dumps_clear(&col);
         free(mom);
     }
     free(im);

@@ -18,47 +18,7 @@
 #include "../weights/lora.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ---- collecting dumps ---- */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[96];
-    float *data;
-    size_t n;
-};
-
-struct dump_set {
-    const struct ops *o;
-    struct dumped d[MAX_DUMPS];
-    int n;
-};
-
-static void collect(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct dump_set *s = ctx;
-    if (s->n == MAX_DUMPS) return;
-    struct dumped *d = &s->d[s->n++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->n = 1;
-    for (int i = 0; i < ndim; i++) d->n *= (size_t)shape[i];
-    d->data = malloc(d->n * sizeof *d->data);
-    s->o->download(s->o, d->data, buf, d->n);
-}
-
-static const struct dumped *find_dump(const struct dump_set *s, const char *name)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->d[i].name, name) == 0) return &s->d[i];
-    return NULL;
-}
-
-static void dump_set_clear(struct dump_set *s)
-{
-    for (int i = 0; i < s->n; i++) free(s->d[i].data);
-    s->n = 0;
-}
+#include "lib/dumps.h"
 
 /* ---- worst error / tolerance per tensor family ---- */
 
@@ -191,8 +151,8 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
             free(t);
             break;
         }
-        struct dump_set ds = {.o = ops_ref()};
-        struct dump_hook hook = {collect, &ds};
+        struct dumps ds = {.o = ops_ref()};
+        struct dump_hook hook = {dumps_fn, &ds};
         if (check(run_unet(&u, x, h, w, t[0], &cond, eps, k == 1 && !expect_fail ? &hook : NULL, &err) > 0,
                   "%s (%s) step %d: unet_forward %s", cn, label, k, err.msg)) {
             if (expect_fail) {
@@ -219,13 +179,13 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
                     const char *name = tensors->keys[i];
                     if (strncmp(name, "unet.", 5) != 0) continue;
                     expected++;
-                    const struct dumped *d = find_dump(&ds, name);
+                    const struct dumped *d = dumps_find(&ds, name);
                     if (check(d != NULL, "%s %s: reported", cn, name)) compare(s, c, f, name, d->data, d->n);
                 }
                 check(expected > 10, "%s: %d unet.* tensors compared", cn, expected);
             }
         }
-        dump_set_clear(&ds);
+        dumps_clear(&ds);
         free(x);
         free(t);
     }

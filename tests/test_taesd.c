@@ -17,55 +17,14 @@
 #include "../ref/vae.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ------------------------------------------------------------ dump hook */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[64];
-    float *data;
-    size_t n;
-};
-
-struct collect {
-    const struct ops *o;
-    int n;
-    struct dumped e[MAX_DUMPS];
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collect *c = ctx;
-    if (c->n == MAX_DUMPS) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct dumped *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->data = malloc((n ? n : 1) * sizeof(float));
-    e->n = n;
-    c->o->download(c->o, e->data, buf, n);
-}
-
-static const struct dumped *find_dump(const struct collect *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->e[i].name, name) == 0) return &c->e[i];
-    return NULL;
-}
-
-static void collect_free(struct collect *c)
-{
-    for (int i = 0; i < c->n; i++) free(c->e[i].data);
-    c->n = 0;
-}
+#include "lib/dumps.h"
 
 /* ----------------------------------------------- measure, then run for real */
 
 /* Decode (enc 0) or encode (enc 1) as the pipeline does: on ops_null with a
  * measuring arena, then on ops_ref in an arena of exactly the measured size;
  * checks that the real run used that peak and freed everything. */
-static int run(const struct taesd *t, int enc, const float *in, int h, int w, float *out, struct collect *col,
+static int run(const struct taesd *t, int enc, const float *in, int h, int w, float *out, struct dumps *col,
                const char *what, struct os_err *err)
 {
     struct arena m;
@@ -78,7 +37,7 @@ static int run(const struct taesd *t, int enc, const float *in, int h, int w, fl
     if (rc) return -1;
     struct arena a;
     if (arena_init(&a, ops_ref(), measured, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     if (col) col->o = ops_ref();
     rc = enc ? taesd_encode(t, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err)
              : taesd_decode(t, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err);
@@ -198,7 +157,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
           t->scaling_factor);
     free(fin);
     float *img = malloc(sizeof(float) * (size_t)t->out_channels * H * W);
-    struct collect col = {0};
+    struct dumps col = {0};
     char what[128];
     snprintf(what, sizeof what, "%s decode", cn);
     if (check(run(t, 0, z, h, w, img, &col, what, &err) == 0, "%s: decode %dx%d latent %s", cn, h, w, err.msg)) {
@@ -206,20 +165,20 @@ static void run_case(const struct conf_suite *s, const struct json *c)
         for (size_t i = 0; i < f->ntensors; i++) {
             const char *name = f->tensors[i].name;
             if (strncmp(name, "vae.decoder.", 12) != 0 && strcmp(name, "vae.decode.output") != 0) continue;
-            const struct dumped *e = find_dump(&col, name);
+            const struct dumped *e = dumps_find(&col, name);
             compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
             nrec++;
         }
         int ours = 0;
-        for (int i = 0; i < col.n; i++) ours += strncmp(col.e[i].name, "vae.decoder.", 12) == 0;
+        for (int i = 0; i < col.n; i++) ours += strncmp(col.d[i].name, "vae.decoder.", 12) == 0;
         check(ours + 1 == nrec, "%s: we dump exactly the suite's %d vae.decoder.* tensors (we: %d)", cn, nrec - 1,
               ours);
-        const struct dumped *out = find_dump(&col, "vae.decode.output");
+        const struct dumped *out = dumps_find(&col, "vae.decode.output");
         check(out && memcmp(out->data, img, sizeof(float) * 3 * H * W) == 0,
               "%s: the returned image is the dumped vae.decode.output", cn);
         compare_uint8(c, f, img, H, W);
     }
-    collect_free(&col);
+    dumps_clear(&col);
     free(z);
     free(img);
 done:

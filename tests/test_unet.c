@@ -12,57 +12,7 @@
 #include "../ref/unet.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ---- collecting dumps ---- */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[96];
-    int ndim;
-    int64_t shape[4];
-    float *data;
-    size_t n;
-};
-
-struct dump_set {
-    const struct ops *o;
-    struct dumped d[MAX_DUMPS];
-    int n, overflow;
-};
-
-static void collect(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct dump_set *s = ctx;
-    if (s->n == MAX_DUMPS || ndim > 4) {
-        s->overflow = 1;
-        return;
-    }
-    struct dumped *d = &s->d[s->n++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->ndim = ndim;
-    d->n = 1;
-    for (int i = 0; i < ndim; i++) {
-        d->shape[i] = shape[i];
-        d->n *= (size_t)shape[i];
-    }
-    d->data = malloc(d->n * sizeof *d->data);
-    s->o->download(s->o, d->data, buf, d->n);
-}
-
-static const struct dumped *find_dump(const struct dump_set *s, const char *name)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->d[i].name, name) == 0) return &s->d[i];
-    return NULL;
-}
-
-static void dump_set_clear(struct dump_set *s)
-{
-    for (int i = 0; i < s->n; i++) free(s->d[i].data);
-    s->n = 0;
-    s->overflow = 0;
-}
+#include "lib/dumps.h"
 
 /* ---- worst error / tolerance per tensor name, over all cases ---- */
 
@@ -194,8 +144,8 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
             break;
         }
         struct os_err err = {{0}};
-        struct dump_set ds = {.o = ops_ref()};
-        struct dump_hook hook = {collect, &ds};
+        struct dumps ds = {.o = ops_ref()};
+        struct dump_hook hook = {dumps_fn, &ds};
         size_t real_peak = 0;
         int leftover = -1;
         /* the first UNet call is the one the suite records layer by layer */
@@ -210,7 +160,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                     const char *name = tensors->keys[i];
                     if (strncmp(name, "unet.", 5) != 0) continue;
                     expected++;
-                    const struct dumped *d = find_dump(&ds, name);
+                    const struct dumped *d = dumps_find(&ds, name);
                     if (!check(d != NULL, "%s %s: reported by unet_forward", cn, name)) continue;
                     int rnd;
                     const int64_t *rs = tensor_shape(f, name, &rnd);
@@ -231,7 +181,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                       "%s: a run without the dump hook gives the same bits and peak", cn);
             }
         }
-        dump_set_clear(&ds);
+        dumps_clear(&ds);
         free(x);
         free(t);
     }

@@ -15,48 +15,7 @@
 #include "../ref/vae.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ------------------------------------------------------------ dump hook */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[64];
-    float *data;
-    size_t n;
-};
-
-struct collect {
-    const struct ops *o;
-    int n;
-    struct dumped e[MAX_DUMPS];
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collect *c = ctx;
-    if (c->n == MAX_DUMPS) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct dumped *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->data = malloc((n ? n : 1) * sizeof(float));
-    e->n = n;
-    c->o->download(c->o, e->data, buf, n);
-}
-
-static const struct dumped *find_dump(const struct collect *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->e[i].name, name) == 0) return &c->e[i];
-    return NULL;
-}
-
-static void collect_free(struct collect *c)
-{
-    for (int i = 0; i < c->n; i++) free(c->e[i].data);
-    c->n = 0;
-}
+#include "lib/dumps.h"
 
 /* ----------------------------------------------- measure, then run for real */
 
@@ -64,7 +23,7 @@ static void collect_free(struct collect *c)
  * ops_null with a measuring arena, then on ops_ref in an arena of exactly the
  * measured size. *peak gets the measured peak; the real run must use exactly
  * as much (checked when check_peak). */
-static int run(const struct vae *v, int enc, const float *in, int h, int w, float *out, struct collect *col,
+static int run(const struct vae *v, int enc, const float *in, int h, int w, float *out, struct dumps *col,
                size_t *peak, int check_peak, struct os_err *err)
 {
     struct arena m;
@@ -78,7 +37,7 @@ static int run(const struct vae *v, int enc, const float *in, int h, int w, floa
     if (peak) *peak = measured;
     struct arena a;
     if (arena_init(&a, ops_ref(), measured, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     if (col) col->o = ops_ref();
     rc = enc ? vae_encode(v, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err)
              : vae_decode(v, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err);
@@ -139,9 +98,9 @@ static void compare(const struct conf_suite *s, const struct json *c, const stru
 }
 
 static void compare_dump(const struct conf_suite *s, const struct json *c, const struct st_file *f,
-                         const struct collect *col, const char *name)
+                         const struct dumps *col, const char *name)
 {
-    const struct dumped *e = find_dump(col, name);
+    const struct dumped *e = dumps_find(col, name);
     compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
 }
 
@@ -238,16 +197,16 @@ static void run_case(const struct conf_suite *s, const struct json *c)
     int h = (int)zt->shape[2], w = (int)zt->shape[3], H = h * v.factor, W = w * v.factor;
     float *z = conf_tensor(f, "vae.decode.input", NULL);
     float *img = malloc(sizeof(float) * 3 * H * W);
-    struct collect col = {0};
+    struct dumps col = {0};
     if (check(run(&v, 0, z, h, w, img, &col, NULL, 0, &err) == 0, "%s: decode %dx%d latent %s", cn, h, w, err.msg)) {
         for (size_t i = 0; i < sizeof decoder_names / sizeof *decoder_names; i++)
             compare_dump(s, c, f, &col, decoder_names[i]);
-        const struct dumped *out = find_dump(&col, "vae.decode.output");
+        const struct dumped *out = dumps_find(&col, "vae.decode.output");
         check(out && memcmp(out->data, img, sizeof(float) * 3 * H * W) == 0,
               "%s: the returned image is the dumped vae.decode.output", cn);
         compare_uint8(c, f, img, H, W);
     }
-    collect_free(&col);
+    dumps_clear(&col);
     free(z);
     free(img);
 
@@ -265,7 +224,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
                 compare_dump(s, c, f, &col, encoder_names[i]);
             compare(s, c, f, "vae.quant_conv", moments, mn);
         }
-        collect_free(&col);
+        dumps_clear(&col);
         free(x);
         free(moments);
     }
@@ -648,13 +607,13 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
     fewer = without(t, n, "post_quant_conv.weight", &m);
     struct tensor *fewer2 = without(fewer, m, "post_quant_conv.bias", &m);
     if (expect_load_ok("use_post_quant_conv false without post_quant_conv", cfg, fewer2, m, 1, &v, &c)) {
-        struct collect col = {0};
+        struct dumps col = {0};
         float *img = malloc(sizeof(float) * 3 * h * 8 * w * 8);
         struct os_err err = {{0}};
         int rc = run(&v, 0, z, h, w, img, &col, NULL, 0, &err);
-        check(rc == 0 && !find_dump(&col, "vae.post_quant_conv") && find_dump(&col, "vae.decoder.conv_in"),
+        check(rc == 0 && !dumps_find(&col, "vae.post_quant_conv") && dumps_find(&col, "vae.decoder.conv_in"),
               "... decodes, and dumps no vae.post_quant_conv %s", err.msg);
-        collect_free(&col);
+        dumps_clear(&col);
         free(img);
         component_close(&c);
     }
@@ -763,9 +722,9 @@ static void precision_checks(const struct conf_suite *s, const float *z, int h, 
         size_t nz = (size_t)4 * h * w;
         float *big = malloc(nz * sizeof *big);
         for (size_t i = 0; i < nz; i++) big[i] = z[i] * 1e5f;
-        struct collect col = {0};
+        struct dumps col = {0};
         rc = run(&v16, 0, big, h, w, a, &col, NULL, 0, &err);
-        const struct dumped *ci = find_dump(&col, "vae.decoder.conv_in");
+        const struct dumped *ci = dumps_find(&col, "vae.decoder.conv_in");
         double mx = 0;
         int finite = 1;
         for (size_t i = 0; ci && i < ci->n; i++) {
@@ -775,7 +734,7 @@ static void precision_checks(const struct conf_suite *s, const float *z, int h, 
         for (size_t i = 0; i < N; i++) finite &= isfinite(a[i]) != 0;
         check(rc == 0 && ci && mx > 65504 && finite,
               "activations beyond the f16 range (|conv_in| up to %.3g) stay finite through the decoder", mx);
-        collect_free(&col);
+        dumps_clear(&col);
         free(big);
         free(img);
         free(ma);
@@ -816,13 +775,13 @@ static void protocol_checks(const struct conf_suite *s, const float *z, int h, i
     float z53[4 * 5 * 3];
     for (int i = 0; i < 4 * 5 * 3; i++) z53[i] = z[i];
     float *o53 = malloc(sizeof(float) * 3 * 40 * 24);
-    struct collect col = {0};
+    struct dumps col = {0};
     rc = run(&v, 0, z53, 5, 3, o53, &col, NULL, 1, &err);
     int finite = rc == 0;
     for (int i = 0; finite && i < 3 * 40 * 24; i++) finite = isfinite(o53[i]);
-    const struct dumped *u2 = find_dump(&col, "vae.decoder.up_blocks.2");
+    const struct dumped *u2 = dumps_find(&col, "vae.decoder.up_blocks.2");
     check(finite && u2 && u2->n == (size_t)8 * 40 * 24, "a 5x3 latent decodes to 40x24 %s", err.msg);
-    collect_free(&col);
+    dumps_clear(&col);
     free(o53);
     free(a);
     free(b);
