@@ -15,52 +15,6 @@
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
-/* ---- worst error / tolerance per tensor name, reported at the end ---- */
-
-#define MAX_FAMILIES 32
-static struct {
-    char name[96];
-    double ratio;
-    char where[96];
-} family[MAX_FAMILIES];
-static int nfamily;
-
-static void note_ratio(const char *name, double ratio, const char *where)
-{
-    int i;
-    for (i = 0; i < nfamily; i++)
-        if (strcmp(family[i].name, name) == 0) break;
-    if (i == nfamily) {
-        if (nfamily == MAX_FAMILIES) return;
-        snprintf(family[nfamily].name, sizeof family[0].name, "%s", name);
-        family[nfamily++].ratio = -1;
-    }
-    if (ratio > family[i].ratio) {
-        family[i].ratio = ratio;
-        snprintf(family[i].where, sizeof family[0].where, "%s", where);
-    }
-}
-
-/* conf_check plus the worst |diff| / tolerance of this tensor. */
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    note_ratio(name, tol > 0 ? st.max_abs / tol : INFINITY, conf_case_name(c));
-    free(ref);
-}
-
 /* ---- the measure-then-run protocol ---- */
 
 struct outputs {
@@ -240,7 +194,7 @@ static void conformance_encoder(const struct conf_suite *s, const struct json *c
         }
         if (!check(got != NULL, "%s %s: an output of clip_forward", cname, name)) continue;
         listed++;
-        compare(s, c, f, name, got, cnt);
+        conf_compare(s, c, f, name, got, cnt);
 
         const struct dumped *d = dumps_find(&ds, name);
         const struct json *shape = json_get(json_get(tensors, name), "shape");
@@ -655,7 +609,6 @@ int main(void)
     pooling_rule();
     tiny_models();
     conformance();
-    for (int i = 0; i < nfamily; i++)
-        check_note("worst |diff|/tol %-36s %.3f (%s)", family[i].name, family[i].ratio, family[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor over the text encoder cases:");
     return check_summary();
 }

@@ -20,47 +20,6 @@
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
-/* ---- worst error / tolerance per tensor family ---- */
-
-static struct {
-    char name[96];
-    double ratio;
-    char where[64];
-} worst[48];
-static int nworst;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    char fam[96];
-    snprintf(fam, sizeof fam, "%s", name);
-    if (strncmp(name, "step", 4) == 0 && strchr(name, '.')) snprintf(fam, sizeof fam, "step*%s", strchr(name, '.'));
-    int i = 0;
-    while (i < nworst && strcmp(worst[i].name, fam) != 0) i++;
-    if (i == nworst && nworst < 48) {
-        snprintf(worst[nworst].name, sizeof worst[nworst].name, "%s", fam);
-        worst[nworst++].ratio = -1;
-    }
-    if (i < 48 && ratio > worst[i].ratio) {
-        worst[i].ratio = ratio;
-        snprintf(worst[i].where, sizeof worst[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
-}
-
 /* ---- the tiny UNet ---- */
 
 static int open_unet(const struct conf_suite *s, const char *model, struct model_dir **m, struct component *c,
@@ -171,7 +130,7 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
                 free(t);
                 break;
             }
-            compare(s, c, f, en, eps, n_out);
+            conf_compare(s, c, f, en, eps, n_out);
             if (k == 1) {
                 const struct json *tensors = json_get(c, "tensors");
                 int expected = 0;
@@ -180,7 +139,7 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
                     if (strncmp(name, "unet.", 5) != 0) continue;
                     expected++;
                     const struct dumped *d = dumps_find(&ds, name);
-                    if (check(d != NULL, "%s %s: reported", cn, name)) compare(s, c, f, name, d->data, d->n);
+                    if (check(d != NULL, "%s %s: reported", cn, name)) conf_compare(s, c, f, name, d->data, d->n);
                 }
                 check(expected > 10, "%s: %d unet.* tensors compared", cn, expected);
             }
@@ -255,7 +214,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
         snprintf(gname, sizeof gname, "lora.fused.%s", wname);
         size_t n = 0;
         float *w = weight_f32(&comp, wname, &n);
-        if (check(w != NULL, "%s: merged %s present", cn, wname)) compare(s, c, f, gname, w, n);
+        if (check(w != NULL, "%s: merged %s present", cn, wname)) conf_compare(s, c, f, gname, w, n);
         free(w);
         nrec++;
     }
@@ -412,7 +371,7 @@ static void stacking(const struct conf_suite *s, const char *kohya)
             snprintf(gname, sizeof gname, "lora.fused.%s", wname);
             size_t n;
             float *w = weight_f32(&comp, wname, &n);
-            if (w) compare(s, c, f, gname, w, n);
+            if (w) conf_compare(s, c, f, gname, w, n);
             free(w);
         }
         unet_steps(s, c, f, &comp, 0, "0.5 + 0.5 stacked");
@@ -717,8 +676,7 @@ int main(void)
     text_encoder(&s, "sdxl-turbo-tiny", "text_encoder_2", "lora_te2_");
     parse_arg();
 
-    check_note("worst max|diff| / tolerance per tensor family over the LoRA cases:");
-    for (int i = 0; i < nworst; i++) check_note("  %-72s %.3f  (%s)", worst[i].name, worst[i].ratio, worst[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor family over the LoRA cases:");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) check_note("could not remove %s", tmpdir);

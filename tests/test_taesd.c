@@ -47,50 +47,6 @@ static int run(const struct taesd *t, int enc, const float *in, int h, int w, fl
     return rc;
 }
 
-/* ------------------------------------------- error/tolerance per family */
-
-#define MAX_FAMILIES 32
-
-static struct family {
-    char name[64];
-    double ratio;
-    char where[64];
-} fam[MAX_FAMILIES];
-static int nfam;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    if (!got) {
-        check(0, "%s %s: not dumped", conf_case_name(c), name);
-        return;
-    }
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    int i = 0;
-    while (i < nfam && strcmp(fam[i].name, name) != 0) i++;
-    if (i == nfam && nfam < MAX_FAMILIES) {
-        snprintf(fam[nfam].name, sizeof fam[nfam].name, "%s", name);
-        fam[nfam++].ratio = -1;
-    }
-    if (i < MAX_FAMILIES && ratio > fam[i].ratio) {
-        fam[i].ratio = ratio;
-        snprintf(fam[i].where, sizeof fam[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
-}
-
 static int worst_uint8;
 static size_t uint8_differing, uint8_total;
 
@@ -166,7 +122,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
             const char *name = f->tensors[i].name;
             if (strncmp(name, "vae.decoder.", 12) != 0 && strcmp(name, "vae.decode.output") != 0) continue;
             const struct dumped *e = dumps_find(&col, name);
-            compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
+            conf_compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
             nrec++;
         }
         int ours = 0;
@@ -592,8 +548,7 @@ int main(void)
     encoder_analytic();
     full_size_peaks();
 
-    check_note("worst max|diff| / tolerance per tensor over the TAESD cases:");
-    for (int i = 0; i < nfam; i++) check_note("  %-24s %.3f  (%s)", fam[i].name, fam[i].ratio, fam[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor over the TAESD cases:");
     check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", uint8_differing, uint8_total,
                worst_uint8);
     conf_close(&s);

@@ -14,47 +14,6 @@
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
-/* ---- worst error / tolerance per tensor name, over all cases ---- */
-
-static struct {
-    char name[96];
-    double ratio;
-    char where[64];
-} worst[64];
-static int nworst;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    char fam[96];
-    snprintf(fam, sizeof fam, "%s", name);
-    if (strncmp(name, "step", 4) == 0 && strchr(name, '.')) snprintf(fam, sizeof fam, "step*%s", strchr(name, '.'));
-    int i = 0;
-    while (i < nworst && strcmp(worst[i].name, fam) != 0) i++;
-    if (i == nworst && nworst < 64) {
-        snprintf(worst[nworst].name, sizeof worst[nworst].name, "%s", fam);
-        worst[nworst++].ratio = -1;
-    }
-    if (i < 64 && ratio > worst[i].ratio) {
-        worst[i].ratio = ratio;
-        snprintf(worst[i].where, sizeof worst[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
-}
-
 /* ---- models ---- */
 
 struct model {
@@ -151,7 +110,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
         /* the first UNet call is the one the suite records layer by layer */
         size_t peak = run_unet(&md->u, x, h, w, t[0], &cond, eps, k == 1 ? &hook : NULL, &real_peak, &leftover, &err);
         if (check(peak > 0, "%s step %d: unet_forward (%s)", cn, k, peak ? "ok" : err.msg)) {
-            compare(s, c, f, en, eps, n_out);
+            conf_compare(s, c, f, en, eps, n_out);
             if (k == 1) {
                 check(!ds.overflow, "%s: dump table large enough", cn);
                 const struct json *tensors = json_get(c, "tensors");
@@ -167,7 +126,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                     int same = rs && rnd == d->ndim;
                     for (int j = 0; same && j < rnd; j++) same = rs[j] == d->shape[j];
                     check(same, "%s %s: shape as in the suite", cn, name);
-                    compare(s, c, f, name, d->data, d->n);
+                    conf_compare(s, c, f, name, d->data, d->n);
                 }
                 check(ds.n == expected, "%s: unet_forward reports exactly the %d unet.* tensors the suite has (got %d)",
                       cn, expected, ds.n);
@@ -668,8 +627,7 @@ int main(void)
         if (!md->ok) continue;
         run_case(&s, c, md);
     }
-    for (int i = 0; i < nworst; i++)
-        check_note("worst |diff| / tolerance for %-34s %.3f (%s)", worst[i].name, worst[i].ratio, worst[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor family over the UNet cases:");
 
     if (sd.ok && xl.ok) {
         bad_inputs(&s);

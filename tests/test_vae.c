@@ -49,59 +49,11 @@ static int run(const struct vae *v, int enc, const float *in, int h, int w, floa
     return rc;
 }
 
-/* ------------------------------------------- error/tolerance per family */
-
-#define MAX_FAMILIES 32
-
-static struct family {
-    char name[64];
-    double ratio;  /* worst max|diff| / tol */
-    char where[64];
-} fam[MAX_FAMILIES];
-static int nfam;
-
-static void note_ratio(const char *name, const char *cname, double ratio)
-{
-    int i;
-    for (i = 0; i < nfam; i++)
-        if (strcmp(fam[i].name, name) == 0) break;
-    if (i == nfam) {
-        if (nfam == MAX_FAMILIES) return;
-        snprintf(fam[nfam].name, sizeof fam[nfam].name, "%s", name);
-        fam[nfam].ratio = -1;
-        nfam++;
-    }
-    if (ratio > fam[i].ratio) {
-        fam[i].ratio = ratio;
-        snprintf(fam[i].where, sizeof fam[i].where, "%s", cname);
-    }
-}
-
-/* conf_check, and remember the error/tolerance ratio for the summary. */
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    if (!got) {
-        check(0, "%s %s: not dumped", conf_case_name(c), name);
-        return;
-    }
-    if (!conf_check(s, c, f, name, got, n, 1.0)) return;
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    note_ratio(name, conf_case_name(c), tol > 0 ? st.max_abs / tol : 0);
-    free(ref);
-}
-
 static void compare_dump(const struct conf_suite *s, const struct json *c, const struct st_file *f,
                          const struct dumps *col, const char *name)
 {
     const struct dumped *e = dumps_find(col, name);
-    compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
+    conf_compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
 }
 
 static int worst_uint8_diff;
@@ -222,7 +174,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
                   err.msg)) {
             for (size_t i = 0; i < sizeof encoder_names / sizeof *encoder_names; i++)
                 compare_dump(s, c, f, &col, encoder_names[i]);
-            compare(s, c, f, "vae.quant_conv", moments, mn);
+            conf_compare(s, c, f, "vae.quant_conv", moments, mn);
         }
         dumps_clear(&col);
         free(x);
@@ -857,8 +809,7 @@ int main(void)
     free(z);
     st_close(f);
 
-    check_note("worst max|diff| / tolerance per tensor (over all cases):");
-    for (int i = 0; i < nfam; i++) check_note("  %-28s %.3f  (%s)", fam[i].name, fam[i].ratio, fam[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor (over all cases):");
     check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", total_uint8_differing,
                total_uint8_bytes, worst_uint8_diff);
     conf_close(&s);
