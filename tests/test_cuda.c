@@ -459,6 +459,54 @@ static void parity_norm(void)
  * (computed by ops_ref). An indexing or layout mistake is off by O(|y|),
  * far outside it. */
 
+/* One linear (s NULL: M x K -> N) or conv2d case of the above on the
+ * reference and on CUDA: mode 0 no bias or residual, 1 bias + a separate
+ * residual, 2 bias and the residual in y itself. Takes the weights w, b and
+ * their magnitudes wa, ba (for the bound) and frees them. */
+struct gemm {
+    int M, K, N;
+    const struct conv2d_shape *s;
+};
+
+static void gemm_op(const struct ops *o, const struct gemm *g, float *y, const float *x, const struct tensor *w,
+                    const struct tensor *b, const float *r)
+{
+    if (g->s) o->conv2d(o, y, x, w, b, r, g->s);
+    else o->linear(o, y, x, w, b, r, g->M, g->K, g->N);
+}
+
+static void gemm_parity(const struct gemm *g, size_t nx, size_t ny, int mode, struct wt *w, struct wt *b, struct wt *wa,
+                        struct wt *ba, const char *what)
+{
+    float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
+    float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
+    float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
+    const struct tensor *bias = mode ? &b->t : NULL;
+    if (mode == 2) memcpy(want, res, ny * sizeof *want);
+    gemm_op(ref, g, want, x, &w->t, bias, mode == 1 ? res : mode == 2 ? want : NULL);
+    gemm_op(ref, g, bound, xa, &wa->t, mode ? &ba->t : NULL, mode ? resa : NULL);
+    float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
+    if (mode == 2) cu->upload(cu, dy, res, ny);
+    gemm_op(cu, g, dy, dx, &w->t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL);
+    float *got = dev_get(dy, ny);
+    struct tol t = {0, 0, (g->K + 3) * U32, bound};
+    compare(what, got, want, ny, t);
+    cu->free(cu, dx);
+    cu->free(cu, dres);
+    cu->free(cu, dy);
+    wt_free(w);
+    wt_free(b);
+    wt_free(wa);
+    wt_free(ba);
+    free(x);
+    free(res);
+    free(xa);
+    free(resa);
+    free(want);
+    free(bound);
+    free(got);
+}
+
 static void parity_linear(void)
 {
     static const int mkn[][3] = {{1, 1, 1}, {1, 7, 17}, {7, 15, 65}, {65, 63, 17}, {77, 1023, 33}, {17, 1, 15},
@@ -477,36 +525,11 @@ static void parity_linear(void)
                 w.t.ndim = wa.t.ndim = 2;
                 w.t.shape[0] = wa.t.shape[0] = N;
                 w.t.shape[1] = wa.t.shape[1] = K;
-                float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
-                float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
-                float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
-                const struct tensor *bias = mode ? &b.t : NULL;
-                if (mode == 2) memcpy(want, res, ny * sizeof *want);
-                ref->linear(ref, want, x, &w.t, bias, mode == 1 ? res : mode == 2 ? want : NULL, M, K, N);
-                ref->linear(ref, bound, xa, &wa.t, mode ? &ba.t : NULL, mode ? resa : NULL, M, K, N);
-                float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
-                if (mode == 2) cu->upload(cu, dy, res, ny);
-                cu->linear(cu, dy, dx, &w.t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL, M, K, N);
-                float *got = dev_get(dy, ny);
                 char what[160];
                 snprintf(what, sizeof what, "linear M %d K %d N %d, %s weights%s (tol (K+3) u sum|x w|)", M, K, N,
                          dt_name(dts[d]), mode == 0 ? "" : mode == 1 ? ", bias + residual" : ", bias, residual == y");
-                struct tol t = {0, 0, (K + 3) * U32, bound};
-                compare(what, got, want, ny, t);
-                cu->free(cu, dx);
-                cu->free(cu, dres);
-                cu->free(cu, dy);
-                wt_free(&w);
-                wt_free(&b);
-                wt_free(&wa);
-                wt_free(&ba);
-                free(x);
-                free(res);
-                free(xa);
-                free(resa);
-                free(want);
-                free(bound);
-                free(got);
+                struct gemm g = {M, K, N, NULL};
+                gemm_parity(&g, nx, ny, mode, &w, &b, &wa, &ba, what);
             }
         }
     }
@@ -543,37 +566,12 @@ static void parity_conv(void)
             wt_make(&b, "conv.bias", dt, (size_t)s.OC, 1.0f);
             wt_abs(&wa, &w);
             wt_abs(&ba, &b);
-            float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
-            float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
-            float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
-            const struct tensor *bias = mode ? &b.t : NULL;
-            if (mode == 2) memcpy(want, res, ny * sizeof *want);
-            ref->conv2d(ref, want, x, &w.t, bias, mode == 1 ? res : mode == 2 ? want : NULL, &s);
-            ref->conv2d(ref, bound, xa, &wa.t, mode ? &ba.t : NULL, mode ? resa : NULL, &s);
-            float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
-            if (mode == 2) cu->upload(cu, dy, res, ny);
-            cu->conv2d(cu, dy, dx, &w.t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL, &s);
-            float *got = dev_get(dy, ny);
             char what[200];
             snprintf(what, sizeof what, "conv2d %d x %dx%d -> %d x %dx%d, %dx%d/%d pad %d,%d,%d,%d, %s%s (tol (K+3) u sum|x w|)",
                      s.C, s.H, s.W, s.OC, OH, OW, s.KH, s.KW, s.stride, s.pad_top, s.pad_left, s.pad_bottom,
                      s.pad_right, dt_name(dt), mode == 0 ? "" : mode == 1 ? ", bias + residual" : ", bias, residual == y");
-            struct tol t = {0, 0, (K + 3) * U32, bound};
-            compare(what, got, want, ny, t);
-            cu->free(cu, dx);
-            cu->free(cu, dres);
-            cu->free(cu, dy);
-            wt_free(&w);
-            wt_free(&b);
-            wt_free(&wa);
-            wt_free(&ba);
-            free(x);
-            free(res);
-            free(xa);
-            free(resa);
-            free(want);
-            free(bound);
-            free(got);
+            struct gemm g = {0, K, 0, &s};
+            gemm_parity(&g, nx, ny, mode, &w, &b, &wa, &ba, what);
         }
     }
 }
