@@ -16,6 +16,7 @@
 #include "../ref/taesd.h"
 #include "../ref/vae.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
@@ -145,37 +146,6 @@ done:
 
 /* ------------------------------------------------ in-memory components */
 
-static int make_component(struct component *c, const char *config, struct tensor *t, size_t n, struct os_err *err)
-{
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup("taesd");
-    c->config_path = os_strdup("test/taesd/config.json");
-    c->config = json_parse(config, strlen(config), c->config_path, err);
-    if (!c->config) {
-        component_close(c);
-        return -1;
-    }
-    struct tensor *copy = malloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, t, n * sizeof *t);
-    component_set_tensors(c, copy, n);
-    return 0;
-}
-
-static char *replace(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) {
-        fprintf(stderr, "test_taesd: \"%s\" not in the config template\n", from);
-        abort();
-    }
-    size_t a = (size_t)(p - s), b = strlen(from), t = strlen(to), n = strlen(s);
-    char *r = malloc(n - b + t + 1);
-    memcpy(r, s, a);
-    memcpy(r + a, to, t);
-    memcpy(r + a + t, p + b, n - a - b + 1);
-    return r;
-}
-
 /* taesd-tiny's config (the keys that matter), one line. */
 static const char tiny_config[] =
     "{\"_class_name\": \"AutoencoderTiny\", \"act_fn\": \"relu\", \"decoder_block_out_channels\": [8, 8, 8, 8], "
@@ -276,11 +246,6 @@ static void synth_taesd(struct synth *s, int C, int lat, const int *dec_nb, cons
     s_conv(s, "encoder", N++, lat, C, 1);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct tensor *)a)->name, ((const struct tensor *)b)->name);
-}
-
 static const int tiny_dec[4] = {3, 3, 3, 1}, tiny_enc[4] = {1, 3, 3, 3};
 
 static void check_synth_matches(const struct component *tiny)
@@ -288,14 +253,7 @@ static void check_synth_matches(const struct component *tiny)
     struct component own = {0};
     struct synth s = {.owner = &own};
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
-    qsort(s.t, s.n, sizeof *s.t, cmp_name);
-    int same = s.n == tiny->ntensors;
-    for (size_t i = 0; same && i < s.n; i++) {
-        const struct tensor *a = &s.t[i], *b = &tiny->tensors[i];
-        same = strcmp(a->name, b->name) == 0 && a->ndim == b->ndim;
-        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
-    }
-    check(same, "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.n);
+    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.n);
     free(s.t);
     component_close(&own);
 }
@@ -307,21 +265,11 @@ static void expect_error(const char *what, const char *config, struct tensor *t,
     struct os_err err = {{0}};
     struct component c;
     struct taesd *tt = malloc(sizeof *tt);
-    int rc = make_component(&c, config, t, n, &err);
+    int rc = mem_component(&c, "taesd", config, t, n, &err);
     if (rc == 0) rc = taesd_load(tt, &c, &err);
     check(rc != 0 && strstr(err.msg, needle) != NULL, "%s -> error mentioning \"%s\": %s", what, needle, err.msg);
     component_close(&c);
     free(tt);
-}
-
-static struct tensor *without(const struct tensor *t, size_t n, const char *name, size_t *out_n)
-{
-    struct tensor *r = malloc(n * sizeof *r);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].name, name) != 0) r[k++] = t[i];
-    *out_n = k;
-    return r;
 }
 
 static void loader_errors(const struct component *tiny)
@@ -354,17 +302,17 @@ static void loader_errors(const struct component *tiny)
          "decoder.layers.18"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char *cfg = replace(tiny_config, bad[i].from, bad[i].to);
+        char *cfg = str_replace(tiny_config, bad[i].from, bad[i].to);
         expect_error(bad[i].what, cfg, t, n, bad[i].needle);
         free(cfg);
     }
     expect_error("config not an object", "[1, 2]", t, n, "config.json object");
 
     size_t m;
-    struct tensor *miss = without(t, n, "decoder.layers.7.conv.2.bias", &m);
+    struct tensor *miss = tensors_without(t, n, "decoder.layers.7.conv.2.bias", &m);
     expect_error("missing decoder.layers.7.conv.2.bias", tiny_config, miss, m, "missing tensor \"decoder.layers.7.conv.2.bias\"");
     free(miss);
-    miss = without(t, n, "encoder.layers.3.conv.0.weight", &m);
+    miss = tensors_without(t, n, "encoder.layers.3.conv.0.weight", &m);
     expect_error("a partial encoder (encoder.layers.3.conv.0.weight missing)", tiny_config, miss, m,
                  "encoder.layers.3.conv.0.weight");
     free(miss);
@@ -391,7 +339,7 @@ static void loader_errors(const struct component *tiny)
     struct os_err err = {{0}};
     struct component c;
     struct taesd *tt = malloc(sizeof *tt);
-    if (check(make_component(&c, tiny_config, dec, k, &err) == 0 && taesd_load(tt, &c, &err) == 0 && !tt->has_encoder,
+    if (check(mem_component(&c, "taesd", tiny_config, dec, k, &err) == 0 && taesd_load(tt, &c, &err) == 0 && !tt->has_encoder,
               "a decoder-only checkpoint loads, without an encoder %s", err.msg)) {
         float img[3 * 8 * 8] = {0}, lat[4];
         struct arena m;
@@ -460,7 +408,7 @@ static void encoder_analytic(void)
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
-    if (!check(make_component(&c, tiny_config, s.t, s.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
+    if (!check(mem_component(&c, "taesd", tiny_config, s.t, s.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
                "analytic AutoencoderTiny loads with its encoder %s", err.msg))
         goto done;
     const int H = 32, W = 48, h = H / 8, w = W / 8;
@@ -497,7 +445,7 @@ static void full_size_peaks(void)
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
     /* madebyollin/taesd's config: every default of AutoencoderTiny */
-    if (check(make_component(&c, "{\"_class_name\": \"AutoencoderTiny\"}", s.t, s.n, &err) == 0 &&
+    if (check(mem_component(&c, "taesd", "{\"_class_name\": \"AutoencoderTiny\"}", s.t, s.n, &err) == 0 &&
                   taesd_load(t, &c, &err) == 0,
               "the full-size TAESD (64 channels, AutoencoderTiny defaults) loads from a shapes-only checkpoint %s",
               err.msg)) {

@@ -14,6 +14,7 @@
 
 #include "../ref/vae.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
@@ -187,24 +188,6 @@ done:
 
 /* ------------------------------------------------ in-memory components */
 
-/* A component from a config text and a tensor table (names and data must
- * outlive it unless owned). */
-static int make_component(struct component *c, const char *config, struct tensor *t, size_t n, struct os_err *err)
-{
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup("vae");
-    c->config_path = os_strdup("test/vae/config.json");
-    c->config = json_parse(config, strlen(config), c->config_path, err);
-    if (!c->config) {
-        component_close(c);
-        return -1;
-    }
-    struct tensor *copy = malloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, t, n * sizeof *t);
-    component_set_tensors(c, copy, n);
-    return 0;
-}
-
 /* The tiny checkpoint's tensors with every value widened to a new F32 array
  * (owned by `owner`), so f16 and f32 checkpoints of the same values can be
  * compared. */
@@ -221,22 +204,6 @@ static struct tensor *widened_copy(const struct component *src, struct component
         t[i].dtype = DT_F32;
     }
     return t;
-}
-
-/* Replace the first occurrence of `from` in `s` by `to` (new string). */
-static char *replace(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) {
-        fprintf(stderr, "test_vae: \"%s\" not in the config template\n", from);
-        abort();
-    }
-    size_t a = (size_t)(p - s), b = strlen(from), t = strlen(to), n = strlen(s);
-    char *r = malloc(n - b + t + 1);
-    memcpy(r, s, a);
-    memcpy(r + a, to, t);
-    memcpy(r + a + t, p + b, n - a - b + 1);
-    return r;
 }
 
 /* The sd-turbo-tiny VAE config (the keys that matter), one line. */
@@ -378,11 +345,6 @@ static void synth_vae(struct synth *s, const int *ch, int L, int lpb)
     s_conv(s, "decoder.conv_out", 3, ch[0], 3);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct tensor *)a)->name, ((const struct tensor *)b)->name);
-}
-
 /* The generator reproduces the tiny checkpoint's names and shapes exactly. */
 static void check_synth_matches(const struct component *tiny)
 {
@@ -390,14 +352,7 @@ static void check_synth_matches(const struct component *tiny)
     struct synth s = {.owner = &own};
     int ch[4] = {4, 8, 16, 16};
     synth_vae(&s, ch, 4, 2);
-    qsort(s.t, s.n, sizeof *s.t, cmp_name);
-    int same = s.n == tiny->ntensors;
-    for (size_t i = 0; same && i < s.n; i++) {
-        const struct tensor *a = &s.t[i], *b = &tiny->tensors[i];
-        same = strcmp(a->name, b->name) == 0 && a->ndim == b->ndim;
-        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
-    }
-    check(same, "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.n);
+    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.n);
     free(s.t);
     component_close(&own);
 }
@@ -412,7 +367,7 @@ static void full_size_peaks(void)
     s.owner = &holder;
     int ch[4] = {128, 256, 512, 512};
     synth_vae(&s, ch, 4, 2);
-    if (!check(make_component(&c, full_config, s.t, s.n, &err) == 0, "full-size config parses %s", err.msg)) return;
+    if (!check(mem_component(&c, "vae", full_config, s.t, s.n, &err) == 0, "full-size config parses %s", err.msg)) return;
     struct vae v;
     if (check(vae_load(&v, &c, 1, &err) == 0, "full-size SD/SDXL VAE loads from a shapes-only checkpoint %s",
               err.msg)) {
@@ -451,7 +406,7 @@ static void expect_load_error(const char *what, const char *config, struct tenso
     struct os_err err = {{0}};
     struct component c;
     struct vae v;
-    int rc = make_component(&c, config, t, n, &err);
+    int rc = mem_component(&c, "vae", config, t, n, &err);
     if (rc == 0) rc = vae_load(&v, &c, enc, &err);
     check(rc == -1 && strstr(err.msg, needle) != NULL, "%s -> \"%s\"", what, err.msg);
     if (c.name) component_close(&c);
@@ -461,22 +416,12 @@ static int expect_load_ok(const char *what, const char *config, struct tensor *t
                           struct component *c)
 {
     struct os_err err = {{0}};
-    int rc = make_component(c, config, t, n, &err);
+    int rc = mem_component(c, "vae", config, t, n, &err);
     if (rc == 0) rc = vae_load(v, c, enc, &err);
     return check(rc == 0, "%s %s", what, err.msg);
 }
 
 /* tiny's tensors without the one named `name` (n - 1 entries, new array). */
-static struct tensor *without(const struct tensor *t, size_t n, const char *name, size_t *out_n)
-{
-    struct tensor *r = malloc(n * sizeof *r);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].name, name) != 0) r[k++] = t[i];
-    *out_n = k;
-    return r;
-}
-
 static void loader_errors(const struct component *tiny, const float *z, int h, int w)
 {
     struct tensor *t = tiny->tensors;
@@ -509,7 +454,7 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
          "mid_block_add_attention false with attention weights present (extra tensors)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char *cfg = replace(tiny_config, bad[i].from, bad[i].to);
+        char *cfg = str_replace(tiny_config, bad[i].from, bad[i].to);
         expect_load_error(bad[i].what, cfg, t, n, 1, bad[i].needle);
         free(cfg);
     }
@@ -518,11 +463,11 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
 
     /* missing, wrong shape, extra */
     size_t m;
-    struct tensor *fewer = without(t, n, "decoder.up_blocks.1.resnets.2.conv2.weight", &m);
+    struct tensor *fewer = tensors_without(t, n, "decoder.up_blocks.1.resnets.2.conv2.weight", &m);
     expect_load_error("a missing decoder tensor", tiny_config, fewer, m, 0,
                       "missing tensor \"decoder.up_blocks.1.resnets.2.conv2.weight\"");
     free(fewer);
-    fewer = without(t, n, "encoder.down_blocks.0.downsamplers.0.conv.bias", &m);
+    fewer = tensors_without(t, n, "encoder.down_blocks.0.downsamplers.0.conv.bias", &m);
     expect_load_error("a missing encoder tensor (with the encoder)", tiny_config, fewer, m, 1,
                       "missing tensor \"encoder.down_blocks.0.downsamplers.0.conv.bias\"");
     struct component c;
@@ -555,9 +500,9 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
     expect_load_error("an integer weight", tiny_config, more, n, 0, "dtype I32");
 
     /* without post_quant_conv / mid attention: loads when the checkpoint agrees */
-    char *cfg = replace(tiny_config, "\"use_post_quant_conv\": true", "\"use_post_quant_conv\": false");
-    fewer = without(t, n, "post_quant_conv.weight", &m);
-    struct tensor *fewer2 = without(fewer, m, "post_quant_conv.bias", &m);
+    char *cfg = str_replace(tiny_config, "\"use_post_quant_conv\": true", "\"use_post_quant_conv\": false");
+    fewer = tensors_without(t, n, "post_quant_conv.weight", &m);
+    struct tensor *fewer2 = tensors_without(fewer, m, "post_quant_conv.bias", &m);
     if (expect_load_ok("use_post_quant_conv false without post_quant_conv", cfg, fewer2, m, 1, &v, &c)) {
         struct dumps col = {0};
         float *img = malloc(sizeof(float) * 3 * h * 8 * w * 8);
