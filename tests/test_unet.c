@@ -11,6 +11,7 @@
 
 #include "../ref/unet.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
 #include "lib/dumps.h"
 
@@ -155,18 +156,6 @@ out:
 
 /* ---- bad configs and checkpoints ---- */
 
-static char *replace_once(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) return NULL;
-    size_t a = (size_t)(p - s), lf = strlen(from), lt = strlen(to), n = strlen(s);
-    char *out = malloc(n - lf + lt + 1);
-    memcpy(out, s, a);
-    memcpy(out + a, to, lt);
-    memcpy(out + a + lt, p + lf, n - a - lf + 1);
-    return out;
-}
-
 enum tensor_edit { KEEP, DROP_ONE, WRONG_SHAPE, EXTRA_ONE, PROJ_AS_CONV };
 
 /* A tiny model's unet with its config text edited (edits: from, to, from, to, ..., NULL)
@@ -187,7 +176,7 @@ static int open_edited(const struct conf_suite *s, const char *model, const char
     if (edits && edits[0]) {
         char *text = read_file(e->c.config_path, NULL);
         for (int i = 0; text && edits[i]; i += 2) {
-            char *next = replace_once(text, edits[i], edits[i + 1]);
+            char *next = str_replace(text, edits[i], edits[i + 1]);
             free(text);
             text = next;
         }

@@ -3,7 +3,8 @@
  * test_vae and test_taesd feed their loaders a config text and a tensor
  * table (a key changed, a tensor dropped or misshapen) without writing files,
  * and check that the synthetic tensor lists they use for the full-size
- * models reproduce the tiny checkpoints' layout. */
+ * models reproduce the tiny checkpoints' layout; test_unet edits configs
+ * the same way. */
 #ifndef ONESTEP_TEST_COMPONENTS_H
 #define ONESTEP_TEST_COMPONENTS_H
 
