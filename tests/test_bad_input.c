@@ -32,6 +32,7 @@
 #include "../weights/json.h"
 #include "../weights/safetensors.h"
 #include "lib/check.h"
+#include "lib/proc.h"
 
 #define MAX_ARGS 40
 
@@ -935,8 +936,7 @@ static void memory(void)
 
 int main(void)
 {
-    const char *bin = getenv("ONESTEP_BIN");
-    snprintf(onestep_bin, sizeof onestep_bin, "%s/onestep", bin && *bin ? bin : ".");
+    snprintf(onestep_bin, sizeof onestep_bin, "%s/onestep", bin_dir());
     if (!check(access(onestep_bin, X_OK) == 0, "%s exists (make builds it)", onestep_bin)) return check_summary();
     const char *suite_rel = conformance_dir();
     char suite[PATH_MAX];

@@ -16,33 +16,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tools/lib/modelwalk.h"
 #include "../weights/json.h"
 #include "lib/check.h"
+#include "lib/proc.h"
 
 static char tmpdir[64];
 
-static const char *bin(void)
-{
-    const char *b = getenv("ONESTEP_BIN");
-    return b && *b ? b : ".";
-}
-
 static int run(const char *args, char *out, size_t len)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/bench %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_capture(out, len, "%s/bench %s 2>&1", bin_dir(), args);
 }
 
 static double num(const struct json *o, const char *key)
@@ -123,7 +108,7 @@ static int walk(const char *path, int size, double g[3])
 int main(void)
 {
     char path[512], out[65536], args[2048];
-    snprintf(path, sizeof path, "%s/bench", bin());
+    snprintf(path, sizeof path, "%s/bench", bin_dir());
     if (!check(access(path, X_OK) == 0, "%s exists (make builds it)", path)) return check_summary();
 
     int rc = run("--help", out, sizeof out);

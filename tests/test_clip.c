@@ -13,101 +13,7 @@
 #include "../ref/clip.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ---- worst error / tolerance per tensor name, reported at the end ---- */
-
-#define MAX_FAMILIES 32
-static struct {
-    char name[96];
-    double ratio;
-    char where[96];
-} family[MAX_FAMILIES];
-static int nfamily;
-
-static void note_ratio(const char *name, double ratio, const char *where)
-{
-    int i;
-    for (i = 0; i < nfamily; i++)
-        if (strcmp(family[i].name, name) == 0) break;
-    if (i == nfamily) {
-        if (nfamily == MAX_FAMILIES) return;
-        snprintf(family[nfamily].name, sizeof family[0].name, "%s", name);
-        family[nfamily++].ratio = -1;
-    }
-    if (ratio > family[i].ratio) {
-        family[i].ratio = ratio;
-        snprintf(family[i].where, sizeof family[0].where, "%s", where);
-    }
-}
-
-/* conf_check plus the worst |diff| / tolerance of this tensor. */
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    note_ratio(name, tol > 0 ? st.max_abs / tol : INFINITY, conf_case_name(c));
-    free(ref);
-}
-
-/* ---- a dump hook that keeps copies of what it is shown ---- */
-
-struct dumped {
-    char name[96];
-    int ndim;
-    int64_t shape[4];
-    float *data;
-    size_t n;
-};
-
-struct dump_store {
-    const struct ops *o;
-    struct dumped item[64];
-    int count, overflow;
-};
-
-static void store_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct dump_store *ds = ctx;
-    if (ds->count == 64 || ndim > 4) {
-        ds->overflow = 1;
-        return;
-    }
-    struct dumped *d = &ds->item[ds->count++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->ndim = ndim;
-    d->n = 1;
-    for (int i = 0; i < ndim; i++) {
-        d->shape[i] = shape[i];
-        d->n *= (size_t)shape[i];
-    }
-    d->data = malloc(d->n * sizeof *d->data);
-    if (d->data) ds->o->download(ds->o, d->data, buf, d->n);
-}
-
-static void store_clear(struct dump_store *ds)
-{
-    for (int i = 0; i < ds->count; i++) free(ds->item[i].data);
-    ds->count = 0;
-    ds->overflow = 0;
-}
-
-static const struct dumped *store_find(const struct dump_store *ds, const char *name)
-{
-    for (int i = 0; i < ds->count; i++)
-        if (strcmp(ds->item[i].name, name) == 0) return &ds->item[i];
-    return NULL;
-}
+#include "lib/dumps.h"
 
 /* ---- the measure-then-run protocol ---- */
 
@@ -247,13 +153,13 @@ static void conformance_encoder(const struct conf_suite *s, const struct json *c
 
     struct outputs r;
     outputs_alloc(&r, m, n);
-    struct dump_store ds = {.o = ops_ref()};
-    struct dump_hook hook = {store_fn, &ds};
+    struct dumps ds = {.o = ops_ref()};
+    struct dump_hook hook = {dumps_fn, &ds};
     char what[160];
     snprintf(what, sizeof what, "%s %s", cname, comp);
     if (run_protocol(m, ids, n, &r, &hook, what) != 0) {
         outputs_free(&r);
-        store_clear(&ds);
+        dumps_clear(&ds);
         return;
     }
 
@@ -288,9 +194,9 @@ static void conformance_encoder(const struct conf_suite *s, const struct json *c
         }
         if (!check(got != NULL, "%s %s: an output of clip_forward", cname, name)) continue;
         listed++;
-        compare(s, c, f, name, got, cnt);
+        conf_compare(s, c, f, name, got, cnt);
 
-        const struct dumped *d = store_find(&ds, name);
+        const struct dumped *d = dumps_find(&ds, name);
         const struct json *shape = json_get(json_get(tensors, name), "shape");
         int same = d && d->data && shape && shape->type == JSON_ARRAY && (int)shape->len == d->ndim && d->n == cnt &&
                    memcmp(d->data, got, cnt * sizeof *got) == 0;
@@ -298,11 +204,11 @@ static void conformance_encoder(const struct conf_suite *s, const struct json *c
         if (!same && dump_ok) snprintf(bad, sizeof bad, " (%s differs or is missing)", name);
         dump_ok &= same;
     }
-    check(dump_ok && !ds.overflow && ds.count == listed,
+    check(dump_ok && !ds.overflow && ds.n == listed,
           "%s %s: dump hook showed exactly the %d manifest tensors, same shapes and values as the outputs%s", cname,
           comp, listed, bad);
     outputs_free(&r);
-    store_clear(&ds);
+    dumps_clear(&ds);
 }
 
 static void conformance(void)
@@ -703,7 +609,6 @@ int main(void)
     pooling_rule();
     tiny_models();
     conformance();
-    for (int i = 0; i < nfamily; i++)
-        check_note("worst |diff|/tol %-36s %.3f (%s)", family[i].name, family[i].ratio, family[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor over the text encoder cases:");
     return check_summary();
 }

@@ -38,6 +38,7 @@ int main(void)
 #include "../ref/vae.h"
 #include "../simd/cuda/ops_cuda.h"
 #include "lib/conformance.h"
+#include "lib/dumps.h"
 
 static const struct ops *cu; /* the table under test */
 static const struct ops *ref;
@@ -458,6 +459,54 @@ static void parity_norm(void)
  * (computed by ops_ref). An indexing or layout mistake is off by O(|y|),
  * far outside it. */
 
+/* One linear (s NULL: M x K -> N) or conv2d case of the above on the
+ * reference and on CUDA: mode 0 no bias or residual, 1 bias + a separate
+ * residual, 2 bias and the residual in y itself. Takes the weights w, b and
+ * their magnitudes wa, ba (for the bound) and frees them. */
+struct gemm {
+    int M, K, N;
+    const struct conv2d_shape *s;
+};
+
+static void gemm_op(const struct ops *o, const struct gemm *g, float *y, const float *x, const struct tensor *w,
+                    const struct tensor *b, const float *r)
+{
+    if (g->s) o->conv2d(o, y, x, w, b, r, g->s);
+    else o->linear(o, y, x, w, b, r, g->M, g->K, g->N);
+}
+
+static void gemm_parity(const struct gemm *g, size_t nx, size_t ny, int mode, struct wt *w, struct wt *b, struct wt *wa,
+                        struct wt *ba, const char *what)
+{
+    float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
+    float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
+    float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
+    const struct tensor *bias = mode ? &b->t : NULL;
+    if (mode == 2) memcpy(want, res, ny * sizeof *want);
+    gemm_op(ref, g, want, x, &w->t, bias, mode == 1 ? res : mode == 2 ? want : NULL);
+    gemm_op(ref, g, bound, xa, &wa->t, mode ? &ba->t : NULL, mode ? resa : NULL);
+    float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
+    if (mode == 2) cu->upload(cu, dy, res, ny);
+    gemm_op(cu, g, dy, dx, &w->t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL);
+    float *got = dev_get(dy, ny);
+    struct tol t = {0, 0, (g->K + 3) * U32, bound};
+    compare(what, got, want, ny, t);
+    cu->free(cu, dx);
+    cu->free(cu, dres);
+    cu->free(cu, dy);
+    wt_free(w);
+    wt_free(b);
+    wt_free(wa);
+    wt_free(ba);
+    free(x);
+    free(res);
+    free(xa);
+    free(resa);
+    free(want);
+    free(bound);
+    free(got);
+}
+
 static void parity_linear(void)
 {
     static const int mkn[][3] = {{1, 1, 1}, {1, 7, 17}, {7, 15, 65}, {65, 63, 17}, {77, 1023, 33}, {17, 1, 15},
@@ -476,36 +525,11 @@ static void parity_linear(void)
                 w.t.ndim = wa.t.ndim = 2;
                 w.t.shape[0] = wa.t.shape[0] = N;
                 w.t.shape[1] = wa.t.shape[1] = K;
-                float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
-                float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
-                float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
-                const struct tensor *bias = mode ? &b.t : NULL;
-                if (mode == 2) memcpy(want, res, ny * sizeof *want);
-                ref->linear(ref, want, x, &w.t, bias, mode == 1 ? res : mode == 2 ? want : NULL, M, K, N);
-                ref->linear(ref, bound, xa, &wa.t, mode ? &ba.t : NULL, mode ? resa : NULL, M, K, N);
-                float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
-                if (mode == 2) cu->upload(cu, dy, res, ny);
-                cu->linear(cu, dy, dx, &w.t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL, M, K, N);
-                float *got = dev_get(dy, ny);
                 char what[160];
                 snprintf(what, sizeof what, "linear M %d K %d N %d, %s weights%s (tol (K+3) u sum|x w|)", M, K, N,
                          dt_name(dts[d]), mode == 0 ? "" : mode == 1 ? ", bias + residual" : ", bias, residual == y");
-                struct tol t = {0, 0, (K + 3) * U32, bound};
-                compare(what, got, want, ny, t);
-                cu->free(cu, dx);
-                cu->free(cu, dres);
-                cu->free(cu, dy);
-                wt_free(&w);
-                wt_free(&b);
-                wt_free(&wa);
-                wt_free(&ba);
-                free(x);
-                free(res);
-                free(xa);
-                free(resa);
-                free(want);
-                free(bound);
-                free(got);
+                struct gemm g = {M, K, N, NULL};
+                gemm_parity(&g, nx, ny, mode, &w, &b, &wa, &ba, what);
             }
         }
     }
@@ -542,37 +566,12 @@ static void parity_conv(void)
             wt_make(&b, "conv.bias", dt, (size_t)s.OC, 1.0f);
             wt_abs(&wa, &w);
             wt_abs(&ba, &b);
-            float *x = host_rand(nx, 1.0f, 0.0f), *res = host_rand(ny, 2.0f, 0.0f);
-            float *xa = host_abs(x, nx), *resa = host_abs(res, ny);
-            float *want = malloc(ny * sizeof *want), *bound = malloc(ny * sizeof *bound);
-            const struct tensor *bias = mode ? &b.t : NULL;
-            if (mode == 2) memcpy(want, res, ny * sizeof *want);
-            ref->conv2d(ref, want, x, &w.t, bias, mode == 1 ? res : mode == 2 ? want : NULL, &s);
-            ref->conv2d(ref, bound, xa, &wa.t, mode ? &ba.t : NULL, mode ? resa : NULL, &s);
-            float *dx = dev_put(x, nx), *dres = dev_put(res, ny), *dy = cu->alloc(cu, ny * sizeof *dy);
-            if (mode == 2) cu->upload(cu, dy, res, ny);
-            cu->conv2d(cu, dy, dx, &w.t, bias, mode == 1 ? dres : mode == 2 ? dy : NULL, &s);
-            float *got = dev_get(dy, ny);
             char what[200];
             snprintf(what, sizeof what, "conv2d %d x %dx%d -> %d x %dx%d, %dx%d/%d pad %d,%d,%d,%d, %s%s (tol (K+3) u sum|x w|)",
                      s.C, s.H, s.W, s.OC, OH, OW, s.KH, s.KW, s.stride, s.pad_top, s.pad_left, s.pad_bottom,
                      s.pad_right, dt_name(dt), mode == 0 ? "" : mode == 1 ? ", bias + residual" : ", bias, residual == y");
-            struct tol t = {0, 0, (K + 3) * U32, bound};
-            compare(what, got, want, ny, t);
-            cu->free(cu, dx);
-            cu->free(cu, dres);
-            cu->free(cu, dy);
-            wt_free(&w);
-            wt_free(&b);
-            wt_free(&wa);
-            wt_free(&ba);
-            free(x);
-            free(res);
-            free(xa);
-            free(resa);
-            free(want);
-            free(bound);
-            free(got);
+            struct gemm g = {0, K, 0, &s};
+            gemm_parity(&g, nx, ny, mode, &w, &b, &wa, &ba, what);
         }
     }
 }
@@ -742,49 +741,19 @@ static void errors(void)
 
 /* ---- conformance: the tiny models on the CUDA table ---- */
 
-struct collected {
-    char name[96];
-    float *data;
-    size_t n;
-};
-
-struct collector {
-    struct collected e[96];
-    int n;
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collector *c = ctx;
-    if (c->n == 96) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct collected *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->n = n;
-    e->data = dev_get(buf, n);
-}
-
-/* Compare every collected tensor the case file also has. */
+/* Compare every collected tensor the case file also has; empties col. */
 static int check_collected(const struct conf_suite *s, const struct json *c, const struct st_file *f,
-                           struct collector *col)
+                           struct dumps *col)
 {
     int compared = 0;
     for (int i = 0; i < col->n; i++) {
-        if (st_get(f, col->e[i].name)) {
-            conf_check(s, c, f, col->e[i].name, col->e[i].data, col->e[i].n, 1.0);
+        if (st_get(f, col->d[i].name)) {
+            conf_check(s, c, f, col->d[i].name, col->d[i].data, col->d[i].n, 1.0);
             compared++;
         }
-        free(col->e[i].data);
     }
-    col->n = 0;
+    dumps_clear(col);
     return compared;
-}
-
-static void collector_clear(struct collector *col)
-{
-    for (int i = 0; i < col->n; i++) free(col->e[i].data);
-    col->n = 0;
 }
 
 /* Size the arena on ops_null, then run on CUDA in exactly that much device
@@ -819,7 +788,7 @@ static int run(enum stage st, const struct stage_args *a, const struct ops *o, s
     return -1;
 }
 
-static int run_stage(enum stage st, const struct stage_args *a, struct collector *col, struct os_err *err)
+static int run_stage(enum stage st, const struct stage_args *a, struct dumps *col, struct os_err *err)
 {
     struct arena m;
     arena_init_measure(&m);
@@ -829,7 +798,7 @@ static int run_stage(enum stage st, const struct stage_args *a, struct collector
     if (rc) return rc;
     struct arena ar;
     if (arena_init(&ar, cu, peak, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     rc = run(st, a, cu, &ar, &hook, err);
     cu->sync(cu);
     if (!rc && cu->error(cu, err)) rc = -1;
@@ -886,13 +855,13 @@ static void conf_clip(const struct conf_suite *s, const struct json *c, const st
     float *embeds = malloc((size_t)(m.cfg.projection_dim > 0 ? m.cfg.projection_dim : 1) * sizeof *embeds);
     struct clip_out co = {hidden, last, NULL, m.cfg.with_projection ? embeds : NULL, NULL};
     struct stage_args a = {.model = &m, .ids = ids, .n = (int)n, .cout = &co};
-    struct collector col = {.n = 0};
+    struct dumps col = {.o = cu};
     if (check(idf && n <= 77 && run_stage(CLIP, &a, &col, &err) == 0, "%s: %s on cuda%s%s", cn, comp,
               err.msg[0] ? ": " : "", err.msg)) {
         int k = check_collected(s, c, f, &col);
         check(k >= m.cfg.layers + 1, "%s: %s: %d tensors compared with the suite", cn, comp, k);
     }
-    collector_clear(&col);
+    dumps_clear(&col);
     free(idf);
     free(hidden);
     free(last);
@@ -930,7 +899,7 @@ static void conf_unet(const struct conf_suite *s, const struct json *c, const st
                 break;
             }
             struct stage_args a = {.model = &u, .in = x, .h = h, .w = w, .t = t[0], .cond = &cond, .out = eps};
-            struct collector col = {.n = 0};
+            struct dumps col = {.o = cu};
             if (check(run_stage(UNET, &a, &col, &err) == 0, "%s step %d: unet on cuda%s%s", cn, k,
                       err.msg[0] ? ": " : "", err.msg)) {
                 char en[48];
@@ -941,7 +910,7 @@ static void conf_unet(const struct conf_suite *s, const struct json *c, const st
                     check(nc >= 10, "%s: %d unet.* tensors compared with the suite", cn, nc);
                 }
             }
-            collector_clear(&col);
+            dumps_clear(&col);
             free(x);
             free(t);
         }
@@ -974,14 +943,14 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         const size_t nimg = (size_t)v.out_channels * h * v.factor * w * v.factor;
         float *img = malloc(nimg * sizeof *img);
         struct stage_args a = {.model = &v, .in = z, .h = h, .w = w, .out = img};
-        struct collector col = {.n = 0};
+        struct dumps col = {.o = cu};
         if (check(run_stage(DECODE, &a, &col, &err) == 0, "%s: vae decode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.decode.output", img, nimg, 1.0);
             int nc = check_collected(s, c, f, &col);
             check(nc >= 4, "%s: %d vae decoder tensors compared with the suite", cn, nc);
         }
-        collector_clear(&col);
+        dumps_clear(&col);
         free(img);
     }
     free(z);
@@ -992,14 +961,14 @@ static void conf_vae(const struct conf_suite *s, const struct json *c, const str
         const size_t nm = (size_t)2 * v.latent_channels * (H / v.factor) * (W / v.factor);
         float *mom = malloc(nm * sizeof *mom);
         struct stage_args a = {.model = &v, .in = im, .h = H, .w = W, .out = mom};
-        struct collector col = {.n = 0};
+        struct dumps col = {.o = cu};
         if (check(run_stage(ENCODE, &a, &col, &err) == 0, "%s: vae encode on cuda%s%s", cn, err.msg[0] ? ": " : "",
                   err.msg)) {
             conf_check(s, c, f, "vae.quant_conv", mom, nm, 1.0);
             int nc = check_collected(s, c, f, &col);
             check(nc >= 4, "%s: %d vae encoder tensors compared with the suite", cn, nc);
         }
-        collector_clear(&col);
+        dumps_clear(&col);
         free(mom);
     }
     free(im);

@@ -11,35 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../tools/lib/image_io.h"
 #include "../weights/safetensors.h"
 #include "lib/check.h"
+#include "lib/proc.h"
 
 static char dir[64];
-
-static const char *bin(void)
-{
-    const char *b = getenv("ONESTEP_BIN");
-    return b && *b ? b : ".";
-}
 
 /* Run "<bin>/ARGS" (ARGS starts with the program's name); out gets stdout
  * and stderr. */
 static int prog(const char *args, char *out, size_t len)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/%s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_capture(out, len, "%s/%s 2>&1", bin_dir(), args);
 }
 
 static void write_dump(const char *path)
@@ -174,7 +159,7 @@ static void modelinfo(void)
 int main(void)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/dumpviz", bin());
+    snprintf(p, sizeof p, "%s/dumpviz", bin_dir());
     if (!check(access(p, X_OK) == 0, "%s exists (make builds it)", p)) return check_summary();
     snprintf(dir, sizeof dir, "/tmp/onestep-tools-XXXXXX");
     if (!check(mkdtemp(dir) != NULL, "temporary directory")) return check_summary();

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 
 #define TIMEOUT_S 600
 
@@ -471,9 +472,8 @@ int main(void)
         check(0, "docs/ found (run from the repository root)");
         return check_summary();
     }
-    const char *b = getenv("ONESTEP_BIN");
     char given[PATH_MAX];
-    snprintf(given, sizeof given, "%s", b && *b ? b : ".");
+    snprintf(given, sizeof given, "%s", bin_dir());
     if (!realpath(given, bindir)) {
         check(0, "program directory %s exists", given);
         return check_summary();

@@ -11,22 +11,14 @@
 #include <unistd.h>
 
 #include "lib/check.h"
+#include "lib/proc.h"
 
 static char tmpdir[64];
 
 /* Run a shell command; capture its output (stdout + stderr) and status. */
 static int run(const char *cmd, char *out, size_t len)
 {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_capture(out, len, "%s 2>&1", cmd);
 }
 
 static void expect(const char *args, int want_rc, const char *needle, const char *what)

@@ -18,88 +18,7 @@
 #include "../weights/lora.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
-
-/* ---- collecting dumps ---- */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[96];
-    float *data;
-    size_t n;
-};
-
-struct dump_set {
-    const struct ops *o;
-    struct dumped d[MAX_DUMPS];
-    int n;
-};
-
-static void collect(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct dump_set *s = ctx;
-    if (s->n == MAX_DUMPS) return;
-    struct dumped *d = &s->d[s->n++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->n = 1;
-    for (int i = 0; i < ndim; i++) d->n *= (size_t)shape[i];
-    d->data = malloc(d->n * sizeof *d->data);
-    s->o->download(s->o, d->data, buf, d->n);
-}
-
-static const struct dumped *find_dump(const struct dump_set *s, const char *name)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->d[i].name, name) == 0) return &s->d[i];
-    return NULL;
-}
-
-static void dump_set_clear(struct dump_set *s)
-{
-    for (int i = 0; i < s->n; i++) free(s->d[i].data);
-    s->n = 0;
-}
-
-/* ---- worst error / tolerance per tensor family ---- */
-
-static struct {
-    char name[96];
-    double ratio;
-    char where[64];
-} worst[48];
-static int nworst;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    char fam[96];
-    snprintf(fam, sizeof fam, "%s", name);
-    if (strncmp(name, "step", 4) == 0 && strchr(name, '.')) snprintf(fam, sizeof fam, "step*%s", strchr(name, '.'));
-    int i = 0;
-    while (i < nworst && strcmp(worst[i].name, fam) != 0) i++;
-    if (i == nworst && nworst < 48) {
-        snprintf(worst[nworst].name, sizeof worst[nworst].name, "%s", fam);
-        worst[nworst++].ratio = -1;
-    }
-    if (i < 48 && ratio > worst[i].ratio) {
-        worst[i].ratio = ratio;
-        snprintf(worst[i].where, sizeof worst[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
-}
+#include "lib/dumps.h"
 
 /* ---- the tiny UNet ---- */
 
@@ -191,8 +110,8 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
             free(t);
             break;
         }
-        struct dump_set ds = {.o = ops_ref()};
-        struct dump_hook hook = {collect, &ds};
+        struct dumps ds = {.o = ops_ref()};
+        struct dump_hook hook = {dumps_fn, &ds};
         if (check(run_unet(&u, x, h, w, t[0], &cond, eps, k == 1 && !expect_fail ? &hook : NULL, &err) > 0,
                   "%s (%s) step %d: unet_forward %s", cn, label, k, err.msg)) {
             if (expect_fail) {
@@ -211,7 +130,7 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
                 free(t);
                 break;
             }
-            compare(s, c, f, en, eps, n_out);
+            conf_compare(s, c, f, en, eps, n_out);
             if (k == 1) {
                 const struct json *tensors = json_get(c, "tensors");
                 int expected = 0;
@@ -219,13 +138,13 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
                     const char *name = tensors->keys[i];
                     if (strncmp(name, "unet.", 5) != 0) continue;
                     expected++;
-                    const struct dumped *d = find_dump(&ds, name);
-                    if (check(d != NULL, "%s %s: reported", cn, name)) compare(s, c, f, name, d->data, d->n);
+                    const struct dumped *d = dumps_find(&ds, name);
+                    if (check(d != NULL, "%s %s: reported", cn, name)) conf_compare(s, c, f, name, d->data, d->n);
                 }
                 check(expected > 10, "%s: %d unet.* tensors compared", cn, expected);
             }
         }
-        dump_set_clear(&ds);
+        dumps_clear(&ds);
         free(x);
         free(t);
     }
@@ -295,7 +214,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
         snprintf(gname, sizeof gname, "lora.fused.%s", wname);
         size_t n = 0;
         float *w = weight_f32(&comp, wname, &n);
-        if (check(w != NULL, "%s: merged %s present", cn, wname)) compare(s, c, f, gname, w, n);
+        if (check(w != NULL, "%s: merged %s present", cn, wname)) conf_compare(s, c, f, gname, w, n);
         free(w);
         nrec++;
     }
@@ -452,7 +371,7 @@ static void stacking(const struct conf_suite *s, const char *kohya)
             snprintf(gname, sizeof gname, "lora.fused.%s", wname);
             size_t n;
             float *w = weight_f32(&comp, wname, &n);
-            if (w) compare(s, c, f, gname, w, n);
+            if (w) conf_compare(s, c, f, gname, w, n);
             free(w);
         }
         unet_steps(s, c, f, &comp, 0, "0.5 + 0.5 stacked");
@@ -757,8 +676,7 @@ int main(void)
     text_encoder(&s, "sdxl-turbo-tiny", "text_encoder_2", "lora_te2_");
     parse_arg();
 
-    check_note("worst max|diff| / tolerance per tensor family over the LoRA cases:");
-    for (int i = 0; i < nworst; i++) check_note("  %-72s %.3f  (%s)", worst[i].name, worst[i].ratio, worst[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor family over the LoRA cases:");
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) check_note("could not remove %s", tmpdir);

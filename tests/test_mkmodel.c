@@ -3,28 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../weights/safetensors.h"
 #include "lib/check.h"
-
-static const char *bin(void)
-{
-    const char *b = getenv("ONESTEP_BIN");
-    return b && *b ? b : ".";
-}
+#include "lib/proc.h"
 
 static int run(const char *args, char *out, size_t len, int with_stderr)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s/mkmodel %s%s", bin(), args, with_stderr ? " 2>&1" : " 2>/dev/null");
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_capture(out, len, "%s/mkmodel %s%s", bin_dir(), args, with_stderr ? " 2>&1" : " 2>/dev/null");
 }
 
 /* Sum of the element counts of a safetensors file. */
@@ -42,7 +29,7 @@ static unsigned long long file_params(const char *path)
 int main(void)
 {
     char path[512], out[8192];
-    snprintf(path, sizeof path, "%s/mkmodel", bin());
+    snprintf(path, sizeof path, "%s/mkmodel", bin_dir());
     if (!check(access(path, X_OK) == 0, "%s exists (make builds it)", path)) return check_summary();
 
     int rc = run("--model sd-turbo --count-only", out, sizeof out, 0);

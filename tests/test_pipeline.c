@@ -17,64 +17,20 @@
 #include "../ref/ops.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
+#include "lib/dumps.h"
 
-/* ---- collect the dumps by name ---- */
-
-struct entry {
-    char name[96];
-    float *data;
-    size_t n;
-    int64_t shape[8];
-    int ndim;
-};
-
-struct collection {
-    struct entry *e;
-    size_t n, cap;
-};
+/* ---- collect the dumps by name (the public API's hook, host buffers) ---- */
 
 static void on_dump(void *user, const char *name, enum onestep_dtype dtype, const void *data, int ndim,
                     const int64_t *shape)
 {
-    struct collection *c = user;
-    if (c->n == c->cap) {
-        c->cap = c->cap ? 2 * c->cap : 64;
-        c->e = realloc(c->e, c->cap * sizeof *c->e);
-    }
-    struct entry *e = &c->e[c->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->name, sizeof e->name, "%s", name);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        n *= (size_t)shape[i];
-        e->shape[i] = shape[i];
-    }
-    e->ndim = ndim;
-    e->n = n;
-    e->data = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
+    struct dumped *e = dumps_add(user, name, ndim, shape);
+    if (!e) return;
+    for (size_t i = 0; i < e->n; i++) {
         if (dtype == ONESTEP_F32) e->data[i] = ((const float *)data)[i];
         else if (dtype == ONESTEP_I64) e->data[i] = (float)((const int64_t *)data)[i];
         else e->data[i] = ((const unsigned char *)data)[i];
     }
-}
-
-static const struct entry *find(const struct collection *c, const char *name)
-{
-    const struct entry *hit = NULL;
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->e[i].name, name)) {
-            if (hit) return NULL; /* dumped twice: a bug, reported as missing-or-duplicate */
-            hit = &c->e[i];
-        }
-    return hit;
-}
-
-static void clear(struct collection *c)
-{
-    for (size_t i = 0; i < c->n; i++) free(c->e[i].data);
-    free(c->e);
-    memset(c, 0, sizeof *c);
 }
 
 /* ---- one case ---- */
@@ -159,7 +115,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
         p.init_height = p.height;
         p.strength = conf_num(c, "strength", 0.5);
     }
-    struct collection col = {0};
+    struct dumps col = {0};
     p.dump = on_dump;
     p.dump_user = &col;
     struct onestep_image img;
@@ -171,7 +127,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
         size_t missing = 0;
         for (size_t i = 0; i < f->ntensors; i++) {
             const char *tn = f->tensors[i].name;
-            const struct entry *e = find(&col, tn);
+            const struct dumped *e = dumps_find_once(&col, tn); /* twice: a bug */
             if (!e) {
                 check(0, "%s [%s] %s: not dumped (or dumped twice)", name, backend, tn);
                 missing++;
@@ -198,7 +154,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, const cha
         (void)missing;
         onestep_image_free(&img);
     }
-    clear(&col);
+    dumps_clear(&col);
 out:
     free(init);
     onestep_free(ctx);

@@ -16,56 +16,16 @@
 #include "../ref/taesd.h"
 #include "../ref/vae.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
-
-/* ------------------------------------------------------------ dump hook */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[64];
-    float *data;
-    size_t n;
-};
-
-struct collect {
-    const struct ops *o;
-    int n;
-    struct dumped e[MAX_DUMPS];
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collect *c = ctx;
-    if (c->n == MAX_DUMPS) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct dumped *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->data = malloc((n ? n : 1) * sizeof(float));
-    e->n = n;
-    c->o->download(c->o, e->data, buf, n);
-}
-
-static const struct dumped *find_dump(const struct collect *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->e[i].name, name) == 0) return &c->e[i];
-    return NULL;
-}
-
-static void collect_free(struct collect *c)
-{
-    for (int i = 0; i < c->n; i++) free(c->e[i].data);
-    c->n = 0;
-}
+#include "lib/dumps.h"
 
 /* ----------------------------------------------- measure, then run for real */
 
 /* Decode (enc 0) or encode (enc 1) as the pipeline does: on ops_null with a
  * measuring arena, then on ops_ref in an arena of exactly the measured size;
  * checks that the real run used that peak and freed everything. */
-static int run(const struct taesd *t, int enc, const float *in, int h, int w, float *out, struct collect *col,
+static int run(const struct taesd *t, int enc, const float *in, int h, int w, float *out, struct dumps *col,
                const char *what, struct os_err *err)
 {
     struct arena m;
@@ -78,7 +38,7 @@ static int run(const struct taesd *t, int enc, const float *in, int h, int w, fl
     if (rc) return -1;
     struct arena a;
     if (arena_init(&a, ops_ref(), measured, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     if (col) col->o = ops_ref();
     rc = enc ? taesd_encode(t, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err)
              : taesd_decode(t, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err);
@@ -86,50 +46,6 @@ static int run(const struct taesd *t, int enc, const float *in, int h, int w, fl
           "%s: the real run used exactly the measured peak (%zu bytes) and freed everything", what, measured);
     arena_destroy(&a);
     return rc;
-}
-
-/* ------------------------------------------- error/tolerance per family */
-
-#define MAX_FAMILIES 32
-
-static struct family {
-    char name[64];
-    double ratio;
-    char where[64];
-} fam[MAX_FAMILIES];
-static int nfam;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    if (!got) {
-        check(0, "%s %s: not dumped", conf_case_name(c), name);
-        return;
-    }
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    int i = 0;
-    while (i < nfam && strcmp(fam[i].name, name) != 0) i++;
-    if (i == nfam && nfam < MAX_FAMILIES) {
-        snprintf(fam[nfam].name, sizeof fam[nfam].name, "%s", name);
-        fam[nfam++].ratio = -1;
-    }
-    if (i < MAX_FAMILIES && ratio > fam[i].ratio) {
-        fam[i].ratio = ratio;
-        snprintf(fam[i].where, sizeof fam[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
 }
 
 static int worst_uint8;
@@ -198,7 +114,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
           t->scaling_factor);
     free(fin);
     float *img = malloc(sizeof(float) * (size_t)t->out_channels * H * W);
-    struct collect col = {0};
+    struct dumps col = {0};
     char what[128];
     snprintf(what, sizeof what, "%s decode", cn);
     if (check(run(t, 0, z, h, w, img, &col, what, &err) == 0, "%s: decode %dx%d latent %s", cn, h, w, err.msg)) {
@@ -206,20 +122,20 @@ static void run_case(const struct conf_suite *s, const struct json *c)
         for (size_t i = 0; i < f->ntensors; i++) {
             const char *name = f->tensors[i].name;
             if (strncmp(name, "vae.decoder.", 12) != 0 && strcmp(name, "vae.decode.output") != 0) continue;
-            const struct dumped *e = find_dump(&col, name);
-            compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
+            const struct dumped *e = dumps_find(&col, name);
+            conf_compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
             nrec++;
         }
         int ours = 0;
-        for (int i = 0; i < col.n; i++) ours += strncmp(col.e[i].name, "vae.decoder.", 12) == 0;
+        for (int i = 0; i < col.n; i++) ours += strncmp(col.d[i].name, "vae.decoder.", 12) == 0;
         check(ours + 1 == nrec, "%s: we dump exactly the suite's %d vae.decoder.* tensors (we: %d)", cn, nrec - 1,
               ours);
-        const struct dumped *out = find_dump(&col, "vae.decode.output");
+        const struct dumped *out = dumps_find(&col, "vae.decode.output");
         check(out && memcmp(out->data, img, sizeof(float) * 3 * H * W) == 0,
               "%s: the returned image is the dumped vae.decode.output", cn);
         compare_uint8(c, f, img, H, W);
     }
-    collect_free(&col);
+    dumps_clear(&col);
     free(z);
     free(img);
 done:
@@ -229,37 +145,6 @@ done:
 }
 
 /* ------------------------------------------------ in-memory components */
-
-static int make_component(struct component *c, const char *config, struct tensor *t, size_t n, struct os_err *err)
-{
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup("taesd");
-    c->config_path = os_strdup("test/taesd/config.json");
-    c->config = json_parse(config, strlen(config), c->config_path, err);
-    if (!c->config) {
-        component_close(c);
-        return -1;
-    }
-    struct tensor *copy = malloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, t, n * sizeof *t);
-    component_set_tensors(c, copy, n);
-    return 0;
-}
-
-static char *replace(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) {
-        fprintf(stderr, "test_taesd: \"%s\" not in the config template\n", from);
-        abort();
-    }
-    size_t a = (size_t)(p - s), b = strlen(from), t = strlen(to), n = strlen(s);
-    char *r = malloc(n - b + t + 1);
-    memcpy(r, s, a);
-    memcpy(r + a, to, t);
-    memcpy(r + a + t, p + b, n - a - b + 1);
-    return r;
-}
 
 /* taesd-tiny's config (the keys that matter), one line. */
 static const char tiny_config[] =
@@ -361,11 +246,6 @@ static void synth_taesd(struct synth *s, int C, int lat, const int *dec_nb, cons
     s_conv(s, "encoder", N++, lat, C, 1);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct tensor *)a)->name, ((const struct tensor *)b)->name);
-}
-
 static const int tiny_dec[4] = {3, 3, 3, 1}, tiny_enc[4] = {1, 3, 3, 3};
 
 static void check_synth_matches(const struct component *tiny)
@@ -373,14 +253,7 @@ static void check_synth_matches(const struct component *tiny)
     struct component own = {0};
     struct synth s = {.owner = &own};
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
-    qsort(s.t, s.n, sizeof *s.t, cmp_name);
-    int same = s.n == tiny->ntensors;
-    for (size_t i = 0; same && i < s.n; i++) {
-        const struct tensor *a = &s.t[i], *b = &tiny->tensors[i];
-        same = strcmp(a->name, b->name) == 0 && a->ndim == b->ndim;
-        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
-    }
-    check(same, "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.n);
+    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.n);
     free(s.t);
     component_close(&own);
 }
@@ -392,21 +265,11 @@ static void expect_error(const char *what, const char *config, struct tensor *t,
     struct os_err err = {{0}};
     struct component c;
     struct taesd *tt = malloc(sizeof *tt);
-    int rc = make_component(&c, config, t, n, &err);
+    int rc = mem_component(&c, "taesd", config, t, n, &err);
     if (rc == 0) rc = taesd_load(tt, &c, &err);
     check(rc != 0 && strstr(err.msg, needle) != NULL, "%s -> error mentioning \"%s\": %s", what, needle, err.msg);
     component_close(&c);
     free(tt);
-}
-
-static struct tensor *without(const struct tensor *t, size_t n, const char *name, size_t *out_n)
-{
-    struct tensor *r = malloc(n * sizeof *r);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].name, name) != 0) r[k++] = t[i];
-    *out_n = k;
-    return r;
 }
 
 static void loader_errors(const struct component *tiny)
@@ -439,17 +302,17 @@ static void loader_errors(const struct component *tiny)
          "decoder.layers.18"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char *cfg = replace(tiny_config, bad[i].from, bad[i].to);
+        char *cfg = str_replace(tiny_config, bad[i].from, bad[i].to);
         expect_error(bad[i].what, cfg, t, n, bad[i].needle);
         free(cfg);
     }
     expect_error("config not an object", "[1, 2]", t, n, "config.json object");
 
     size_t m;
-    struct tensor *miss = without(t, n, "decoder.layers.7.conv.2.bias", &m);
+    struct tensor *miss = tensors_without(t, n, "decoder.layers.7.conv.2.bias", &m);
     expect_error("missing decoder.layers.7.conv.2.bias", tiny_config, miss, m, "missing tensor \"decoder.layers.7.conv.2.bias\"");
     free(miss);
-    miss = without(t, n, "encoder.layers.3.conv.0.weight", &m);
+    miss = tensors_without(t, n, "encoder.layers.3.conv.0.weight", &m);
     expect_error("a partial encoder (encoder.layers.3.conv.0.weight missing)", tiny_config, miss, m,
                  "encoder.layers.3.conv.0.weight");
     free(miss);
@@ -476,7 +339,7 @@ static void loader_errors(const struct component *tiny)
     struct os_err err = {{0}};
     struct component c;
     struct taesd *tt = malloc(sizeof *tt);
-    if (check(make_component(&c, tiny_config, dec, k, &err) == 0 && taesd_load(tt, &c, &err) == 0 && !tt->has_encoder,
+    if (check(mem_component(&c, "taesd", tiny_config, dec, k, &err) == 0 && taesd_load(tt, &c, &err) == 0 && !tt->has_encoder,
               "a decoder-only checkpoint loads, without an encoder %s", err.msg)) {
         float img[3 * 8 * 8] = {0}, lat[4];
         struct arena m;
@@ -545,7 +408,7 @@ static void encoder_analytic(void)
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
-    if (!check(make_component(&c, tiny_config, s.t, s.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
+    if (!check(mem_component(&c, "taesd", tiny_config, s.t, s.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
                "analytic AutoencoderTiny loads with its encoder %s", err.msg))
         goto done;
     const int H = 32, W = 48, h = H / 8, w = W / 8;
@@ -582,7 +445,7 @@ static void full_size_peaks(void)
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
     /* madebyollin/taesd's config: every default of AutoencoderTiny */
-    if (check(make_component(&c, "{\"_class_name\": \"AutoencoderTiny\"}", s.t, s.n, &err) == 0 &&
+    if (check(mem_component(&c, "taesd", "{\"_class_name\": \"AutoencoderTiny\"}", s.t, s.n, &err) == 0 &&
                   taesd_load(t, &c, &err) == 0,
               "the full-size TAESD (64 channels, AutoencoderTiny defaults) loads from a shapes-only checkpoint %s",
               err.msg)) {
@@ -633,8 +496,7 @@ int main(void)
     encoder_analytic();
     full_size_peaks();
 
-    check_note("worst max|diff| / tolerance per tensor over the TAESD cases:");
-    for (int i = 0; i < nfam; i++) check_note("  %-24s %.3f  (%s)", fam[i].name, fam[i].ratio, fam[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor over the TAESD cases:");
     check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", uint8_differing, uint8_total,
                worst_uint8);
     conf_close(&s);

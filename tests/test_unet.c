@@ -11,99 +11,9 @@
 
 #include "../ref/unet.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
-
-/* ---- collecting dumps ---- */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[96];
-    int ndim;
-    int64_t shape[4];
-    float *data;
-    size_t n;
-};
-
-struct dump_set {
-    const struct ops *o;
-    struct dumped d[MAX_DUMPS];
-    int n, overflow;
-};
-
-static void collect(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct dump_set *s = ctx;
-    if (s->n == MAX_DUMPS || ndim > 4) {
-        s->overflow = 1;
-        return;
-    }
-    struct dumped *d = &s->d[s->n++];
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->ndim = ndim;
-    d->n = 1;
-    for (int i = 0; i < ndim; i++) {
-        d->shape[i] = shape[i];
-        d->n *= (size_t)shape[i];
-    }
-    d->data = malloc(d->n * sizeof *d->data);
-    s->o->download(s->o, d->data, buf, d->n);
-}
-
-static const struct dumped *find_dump(const struct dump_set *s, const char *name)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->d[i].name, name) == 0) return &s->d[i];
-    return NULL;
-}
-
-static void dump_set_clear(struct dump_set *s)
-{
-    for (int i = 0; i < s->n; i++) free(s->d[i].data);
-    s->n = 0;
-    s->overflow = 0;
-}
-
-/* ---- worst error / tolerance per tensor name, over all cases ---- */
-
-static struct {
-    char name[96];
-    double ratio;
-    char where[64];
-} worst[64];
-static int nworst;
-
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    conf_check(s, c, f, name, got, n, 1.0);
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    if (!ref || rn != n) {
-        free(ref);
-        return;
-    }
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    double ratio = st.nonfinite ? INFINITY : st.max_abs / tol;
-    char fam[96];
-    snprintf(fam, sizeof fam, "%s", name);
-    if (strncmp(name, "step", 4) == 0 && strchr(name, '.')) snprintf(fam, sizeof fam, "step*%s", strchr(name, '.'));
-    int i = 0;
-    while (i < nworst && strcmp(worst[i].name, fam) != 0) i++;
-    if (i == nworst && nworst < 64) {
-        snprintf(worst[nworst].name, sizeof worst[nworst].name, "%s", fam);
-        worst[nworst++].ratio = -1;
-    }
-    if (i < 64 && ratio > worst[i].ratio) {
-        worst[i].ratio = ratio;
-        snprintf(worst[i].where, sizeof worst[i].where, "%s", conf_case_name(c));
-    }
-    free(ref);
-}
+#include "lib/dumps.h"
 
 /* ---- models ---- */
 
@@ -194,14 +104,14 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
             break;
         }
         struct os_err err = {{0}};
-        struct dump_set ds = {.o = ops_ref()};
-        struct dump_hook hook = {collect, &ds};
+        struct dumps ds = {.o = ops_ref()};
+        struct dump_hook hook = {dumps_fn, &ds};
         size_t real_peak = 0;
         int leftover = -1;
         /* the first UNet call is the one the suite records layer by layer */
         size_t peak = run_unet(&md->u, x, h, w, t[0], &cond, eps, k == 1 ? &hook : NULL, &real_peak, &leftover, &err);
         if (check(peak > 0, "%s step %d: unet_forward (%s)", cn, k, peak ? "ok" : err.msg)) {
-            compare(s, c, f, en, eps, n_out);
+            conf_compare(s, c, f, en, eps, n_out);
             if (k == 1) {
                 check(!ds.overflow, "%s: dump table large enough", cn);
                 const struct json *tensors = json_get(c, "tensors");
@@ -210,14 +120,14 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                     const char *name = tensors->keys[i];
                     if (strncmp(name, "unet.", 5) != 0) continue;
                     expected++;
-                    const struct dumped *d = find_dump(&ds, name);
+                    const struct dumped *d = dumps_find(&ds, name);
                     if (!check(d != NULL, "%s %s: reported by unet_forward", cn, name)) continue;
                     int rnd;
                     const int64_t *rs = tensor_shape(f, name, &rnd);
                     int same = rs && rnd == d->ndim;
                     for (int j = 0; same && j < rnd; j++) same = rs[j] == d->shape[j];
                     check(same, "%s %s: shape as in the suite", cn, name);
-                    compare(s, c, f, name, d->data, d->n);
+                    conf_compare(s, c, f, name, d->data, d->n);
                 }
                 check(ds.n == expected, "%s: unet_forward reports exactly the %d unet.* tensors the suite has (got %d)",
                       cn, expected, ds.n);
@@ -231,7 +141,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                       "%s: a run without the dump hook gives the same bits and peak", cn);
             }
         }
-        dump_set_clear(&ds);
+        dumps_clear(&ds);
         free(x);
         free(t);
     }
@@ -245,18 +155,6 @@ out:
 }
 
 /* ---- bad configs and checkpoints ---- */
-
-static char *replace_once(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) return NULL;
-    size_t a = (size_t)(p - s), lf = strlen(from), lt = strlen(to), n = strlen(s);
-    char *out = malloc(n - lf + lt + 1);
-    memcpy(out, s, a);
-    memcpy(out + a, to, lt);
-    memcpy(out + a + lt, p + lf, n - a - lf + 1);
-    return out;
-}
 
 enum tensor_edit { KEEP, DROP_ONE, WRONG_SHAPE, EXTRA_ONE, PROJ_AS_CONV };
 
@@ -278,7 +176,7 @@ static int open_edited(const struct conf_suite *s, const char *model, const char
     if (edits && edits[0]) {
         char *text = read_file(e->c.config_path, NULL);
         for (int i = 0; text && edits[i]; i += 2) {
-            char *next = replace_once(text, edits[i], edits[i + 1]);
+            char *next = str_replace(text, edits[i], edits[i + 1]);
             free(text);
             text = next;
         }
@@ -718,8 +616,7 @@ int main(void)
         if (!md->ok) continue;
         run_case(&s, c, md);
     }
-    for (int i = 0; i < nworst; i++)
-        check_note("worst |diff| / tolerance for %-34s %.3f (%s)", worst[i].name, worst[i].ratio, worst[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor family over the UNet cases:");
 
     if (sd.ok && xl.ok) {
         bad_inputs(&s);

@@ -14,49 +14,9 @@
 
 #include "../ref/vae.h"
 #include "lib/check.h"
+#include "lib/components.h"
 #include "lib/conformance.h"
-
-/* ------------------------------------------------------------ dump hook */
-
-#define MAX_DUMPS 64
-
-struct dumped {
-    char name[64];
-    float *data;
-    size_t n;
-};
-
-struct collect {
-    const struct ops *o;
-    int n;
-    struct dumped e[MAX_DUMPS];
-};
-
-static void collect_fn(void *ctx, const char *name, const float *buf, int ndim, const int64_t *shape)
-{
-    struct collect *c = ctx;
-    if (c->n == MAX_DUMPS) return;
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
-    struct dumped *e = &c->e[c->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->data = malloc((n ? n : 1) * sizeof(float));
-    e->n = n;
-    c->o->download(c->o, e->data, buf, n);
-}
-
-static const struct dumped *find_dump(const struct collect *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->e[i].name, name) == 0) return &c->e[i];
-    return NULL;
-}
-
-static void collect_free(struct collect *c)
-{
-    for (int i = 0; i < c->n; i++) free(c->e[i].data);
-    c->n = 0;
-}
+#include "lib/dumps.h"
 
 /* ----------------------------------------------- measure, then run for real */
 
@@ -64,7 +24,7 @@ static void collect_free(struct collect *c)
  * ops_null with a measuring arena, then on ops_ref in an arena of exactly the
  * measured size. *peak gets the measured peak; the real run must use exactly
  * as much (checked when check_peak). */
-static int run(const struct vae *v, int enc, const float *in, int h, int w, float *out, struct collect *col,
+static int run(const struct vae *v, int enc, const float *in, int h, int w, float *out, struct dumps *col,
                size_t *peak, int check_peak, struct os_err *err)
 {
     struct arena m;
@@ -78,7 +38,7 @@ static int run(const struct vae *v, int enc, const float *in, int h, int w, floa
     if (peak) *peak = measured;
     struct arena a;
     if (arena_init(&a, ops_ref(), measured, err)) return -1;
-    struct dump_hook hook = {collect_fn, col};
+    struct dump_hook hook = {dumps_fn, col};
     if (col) col->o = ops_ref();
     rc = enc ? vae_encode(v, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err)
              : vae_decode(v, ops_ref(), &a, in, h, w, out, col ? &hook : NULL, err);
@@ -90,59 +50,11 @@ static int run(const struct vae *v, int enc, const float *in, int h, int w, floa
     return rc;
 }
 
-/* ------------------------------------------- error/tolerance per family */
-
-#define MAX_FAMILIES 32
-
-static struct family {
-    char name[64];
-    double ratio;  /* worst max|diff| / tol */
-    char where[64];
-} fam[MAX_FAMILIES];
-static int nfam;
-
-static void note_ratio(const char *name, const char *cname, double ratio)
-{
-    int i;
-    for (i = 0; i < nfam; i++)
-        if (strcmp(fam[i].name, name) == 0) break;
-    if (i == nfam) {
-        if (nfam == MAX_FAMILIES) return;
-        snprintf(fam[nfam].name, sizeof fam[nfam].name, "%s", name);
-        fam[nfam].ratio = -1;
-        nfam++;
-    }
-    if (ratio > fam[i].ratio) {
-        fam[i].ratio = ratio;
-        snprintf(fam[i].where, sizeof fam[i].where, "%s", cname);
-    }
-}
-
-/* conf_check, and remember the error/tolerance ratio for the summary. */
-static void compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-                    const float *got, size_t n)
-{
-    if (!got) {
-        check(0, "%s %s: not dumped", conf_case_name(c), name);
-        return;
-    }
-    if (!conf_check(s, c, f, name, got, n, 1.0)) return;
-    size_t rn;
-    float *ref = conf_tensor(f, name, &rn);
-    double atol, rtol;
-    conf_tolerance(s, name, &atol, &rtol);
-    struct diff_stats st;
-    diff_floats(got, ref, n, 0, &st);
-    double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
-    note_ratio(name, conf_case_name(c), tol > 0 ? st.max_abs / tol : 0);
-    free(ref);
-}
-
 static void compare_dump(const struct conf_suite *s, const struct json *c, const struct st_file *f,
-                         const struct collect *col, const char *name)
+                         const struct dumps *col, const char *name)
 {
-    const struct dumped *e = find_dump(col, name);
-    compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
+    const struct dumped *e = dumps_find(col, name);
+    conf_compare(s, c, f, name, e ? e->data : NULL, e ? e->n : 0);
 }
 
 static int worst_uint8_diff;
@@ -238,16 +150,16 @@ static void run_case(const struct conf_suite *s, const struct json *c)
     int h = (int)zt->shape[2], w = (int)zt->shape[3], H = h * v.factor, W = w * v.factor;
     float *z = conf_tensor(f, "vae.decode.input", NULL);
     float *img = malloc(sizeof(float) * 3 * H * W);
-    struct collect col = {0};
+    struct dumps col = {0};
     if (check(run(&v, 0, z, h, w, img, &col, NULL, 0, &err) == 0, "%s: decode %dx%d latent %s", cn, h, w, err.msg)) {
         for (size_t i = 0; i < sizeof decoder_names / sizeof *decoder_names; i++)
             compare_dump(s, c, f, &col, decoder_names[i]);
-        const struct dumped *out = find_dump(&col, "vae.decode.output");
+        const struct dumped *out = dumps_find(&col, "vae.decode.output");
         check(out && memcmp(out->data, img, sizeof(float) * 3 * H * W) == 0,
               "%s: the returned image is the dumped vae.decode.output", cn);
         compare_uint8(c, f, img, H, W);
     }
-    collect_free(&col);
+    dumps_clear(&col);
     free(z);
     free(img);
 
@@ -263,9 +175,9 @@ static void run_case(const struct conf_suite *s, const struct json *c)
                   err.msg)) {
             for (size_t i = 0; i < sizeof encoder_names / sizeof *encoder_names; i++)
                 compare_dump(s, c, f, &col, encoder_names[i]);
-            compare(s, c, f, "vae.quant_conv", moments, mn);
+            conf_compare(s, c, f, "vae.quant_conv", moments, mn);
         }
-        collect_free(&col);
+        dumps_clear(&col);
         free(x);
         free(moments);
     }
@@ -275,24 +187,6 @@ done:
 }
 
 /* ------------------------------------------------ in-memory components */
-
-/* A component from a config text and a tensor table (names and data must
- * outlive it unless owned). */
-static int make_component(struct component *c, const char *config, struct tensor *t, size_t n, struct os_err *err)
-{
-    memset(c, 0, sizeof *c);
-    c->name = os_strdup("vae");
-    c->config_path = os_strdup("test/vae/config.json");
-    c->config = json_parse(config, strlen(config), c->config_path, err);
-    if (!c->config) {
-        component_close(c);
-        return -1;
-    }
-    struct tensor *copy = malloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, t, n * sizeof *t);
-    component_set_tensors(c, copy, n);
-    return 0;
-}
 
 /* The tiny checkpoint's tensors with every value widened to a new F32 array
  * (owned by `owner`), so f16 and f32 checkpoints of the same values can be
@@ -310,22 +204,6 @@ static struct tensor *widened_copy(const struct component *src, struct component
         t[i].dtype = DT_F32;
     }
     return t;
-}
-
-/* Replace the first occurrence of `from` in `s` by `to` (new string). */
-static char *replace(const char *s, const char *from, const char *to)
-{
-    const char *p = strstr(s, from);
-    if (!p) {
-        fprintf(stderr, "test_vae: \"%s\" not in the config template\n", from);
-        abort();
-    }
-    size_t a = (size_t)(p - s), b = strlen(from), t = strlen(to), n = strlen(s);
-    char *r = malloc(n - b + t + 1);
-    memcpy(r, s, a);
-    memcpy(r + a, to, t);
-    memcpy(r + a + t, p + b, n - a - b + 1);
-    return r;
 }
 
 /* The sd-turbo-tiny VAE config (the keys that matter), one line. */
@@ -467,11 +345,6 @@ static void synth_vae(struct synth *s, const int *ch, int L, int lpb)
     s_conv(s, "decoder.conv_out", 3, ch[0], 3);
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct tensor *)a)->name, ((const struct tensor *)b)->name);
-}
-
 /* The generator reproduces the tiny checkpoint's names and shapes exactly. */
 static void check_synth_matches(const struct component *tiny)
 {
@@ -479,14 +352,7 @@ static void check_synth_matches(const struct component *tiny)
     struct synth s = {.owner = &own};
     int ch[4] = {4, 8, 16, 16};
     synth_vae(&s, ch, 4, 2);
-    qsort(s.t, s.n, sizeof *s.t, cmp_name);
-    int same = s.n == tiny->ntensors;
-    for (size_t i = 0; same && i < s.n; i++) {
-        const struct tensor *a = &s.t[i], *b = &tiny->tensors[i];
-        same = strcmp(a->name, b->name) == 0 && a->ndim == b->ndim;
-        for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
-    }
-    check(same, "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.n);
+    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.n);
     free(s.t);
     component_close(&own);
 }
@@ -501,7 +367,7 @@ static void full_size_peaks(void)
     s.owner = &holder;
     int ch[4] = {128, 256, 512, 512};
     synth_vae(&s, ch, 4, 2);
-    if (!check(make_component(&c, full_config, s.t, s.n, &err) == 0, "full-size config parses %s", err.msg)) return;
+    if (!check(mem_component(&c, "vae", full_config, s.t, s.n, &err) == 0, "full-size config parses %s", err.msg)) return;
     struct vae v;
     if (check(vae_load(&v, &c, 1, &err) == 0, "full-size SD/SDXL VAE loads from a shapes-only checkpoint %s",
               err.msg)) {
@@ -540,7 +406,7 @@ static void expect_load_error(const char *what, const char *config, struct tenso
     struct os_err err = {{0}};
     struct component c;
     struct vae v;
-    int rc = make_component(&c, config, t, n, &err);
+    int rc = mem_component(&c, "vae", config, t, n, &err);
     if (rc == 0) rc = vae_load(&v, &c, enc, &err);
     check(rc == -1 && strstr(err.msg, needle) != NULL, "%s -> \"%s\"", what, err.msg);
     if (c.name) component_close(&c);
@@ -550,22 +416,12 @@ static int expect_load_ok(const char *what, const char *config, struct tensor *t
                           struct component *c)
 {
     struct os_err err = {{0}};
-    int rc = make_component(c, config, t, n, &err);
+    int rc = mem_component(c, "vae", config, t, n, &err);
     if (rc == 0) rc = vae_load(v, c, enc, &err);
     return check(rc == 0, "%s %s", what, err.msg);
 }
 
 /* tiny's tensors without the one named `name` (n - 1 entries, new array). */
-static struct tensor *without(const struct tensor *t, size_t n, const char *name, size_t *out_n)
-{
-    struct tensor *r = malloc(n * sizeof *r);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(t[i].name, name) != 0) r[k++] = t[i];
-    *out_n = k;
-    return r;
-}
-
 static void loader_errors(const struct component *tiny, const float *z, int h, int w)
 {
     struct tensor *t = tiny->tensors;
@@ -598,7 +454,7 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
          "mid_block_add_attention false with attention weights present (extra tensors)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        char *cfg = replace(tiny_config, bad[i].from, bad[i].to);
+        char *cfg = str_replace(tiny_config, bad[i].from, bad[i].to);
         expect_load_error(bad[i].what, cfg, t, n, 1, bad[i].needle);
         free(cfg);
     }
@@ -607,11 +463,11 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
 
     /* missing, wrong shape, extra */
     size_t m;
-    struct tensor *fewer = without(t, n, "decoder.up_blocks.1.resnets.2.conv2.weight", &m);
+    struct tensor *fewer = tensors_without(t, n, "decoder.up_blocks.1.resnets.2.conv2.weight", &m);
     expect_load_error("a missing decoder tensor", tiny_config, fewer, m, 0,
                       "missing tensor \"decoder.up_blocks.1.resnets.2.conv2.weight\"");
     free(fewer);
-    fewer = without(t, n, "encoder.down_blocks.0.downsamplers.0.conv.bias", &m);
+    fewer = tensors_without(t, n, "encoder.down_blocks.0.downsamplers.0.conv.bias", &m);
     expect_load_error("a missing encoder tensor (with the encoder)", tiny_config, fewer, m, 1,
                       "missing tensor \"encoder.down_blocks.0.downsamplers.0.conv.bias\"");
     struct component c;
@@ -644,17 +500,17 @@ static void loader_errors(const struct component *tiny, const float *z, int h, i
     expect_load_error("an integer weight", tiny_config, more, n, 0, "dtype I32");
 
     /* without post_quant_conv / mid attention: loads when the checkpoint agrees */
-    char *cfg = replace(tiny_config, "\"use_post_quant_conv\": true", "\"use_post_quant_conv\": false");
-    fewer = without(t, n, "post_quant_conv.weight", &m);
-    struct tensor *fewer2 = without(fewer, m, "post_quant_conv.bias", &m);
+    char *cfg = str_replace(tiny_config, "\"use_post_quant_conv\": true", "\"use_post_quant_conv\": false");
+    fewer = tensors_without(t, n, "post_quant_conv.weight", &m);
+    struct tensor *fewer2 = tensors_without(fewer, m, "post_quant_conv.bias", &m);
     if (expect_load_ok("use_post_quant_conv false without post_quant_conv", cfg, fewer2, m, 1, &v, &c)) {
-        struct collect col = {0};
+        struct dumps col = {0};
         float *img = malloc(sizeof(float) * 3 * h * 8 * w * 8);
         struct os_err err = {{0}};
         int rc = run(&v, 0, z, h, w, img, &col, NULL, 0, &err);
-        check(rc == 0 && !find_dump(&col, "vae.post_quant_conv") && find_dump(&col, "vae.decoder.conv_in"),
+        check(rc == 0 && !dumps_find(&col, "vae.post_quant_conv") && dumps_find(&col, "vae.decoder.conv_in"),
               "... decodes, and dumps no vae.post_quant_conv %s", err.msg);
-        collect_free(&col);
+        dumps_clear(&col);
         free(img);
         component_close(&c);
     }
@@ -763,9 +619,9 @@ static void precision_checks(const struct conf_suite *s, const float *z, int h, 
         size_t nz = (size_t)4 * h * w;
         float *big = malloc(nz * sizeof *big);
         for (size_t i = 0; i < nz; i++) big[i] = z[i] * 1e5f;
-        struct collect col = {0};
+        struct dumps col = {0};
         rc = run(&v16, 0, big, h, w, a, &col, NULL, 0, &err);
-        const struct dumped *ci = find_dump(&col, "vae.decoder.conv_in");
+        const struct dumped *ci = dumps_find(&col, "vae.decoder.conv_in");
         double mx = 0;
         int finite = 1;
         for (size_t i = 0; ci && i < ci->n; i++) {
@@ -775,7 +631,7 @@ static void precision_checks(const struct conf_suite *s, const float *z, int h, 
         for (size_t i = 0; i < N; i++) finite &= isfinite(a[i]) != 0;
         check(rc == 0 && ci && mx > 65504 && finite,
               "activations beyond the f16 range (|conv_in| up to %.3g) stay finite through the decoder", mx);
-        collect_free(&col);
+        dumps_clear(&col);
         free(big);
         free(img);
         free(ma);
@@ -816,13 +672,13 @@ static void protocol_checks(const struct conf_suite *s, const float *z, int h, i
     float z53[4 * 5 * 3];
     for (int i = 0; i < 4 * 5 * 3; i++) z53[i] = z[i];
     float *o53 = malloc(sizeof(float) * 3 * 40 * 24);
-    struct collect col = {0};
+    struct dumps col = {0};
     rc = run(&v, 0, z53, 5, 3, o53, &col, NULL, 1, &err);
     int finite = rc == 0;
     for (int i = 0; finite && i < 3 * 40 * 24; i++) finite = isfinite(o53[i]);
-    const struct dumped *u2 = find_dump(&col, "vae.decoder.up_blocks.2");
+    const struct dumped *u2 = dumps_find(&col, "vae.decoder.up_blocks.2");
     check(finite && u2 && u2->n == (size_t)8 * 40 * 24, "a 5x3 latent decodes to 40x24 %s", err.msg);
-    collect_free(&col);
+    dumps_clear(&col);
     free(o53);
     free(a);
     free(b);
@@ -898,8 +754,7 @@ int main(void)
     free(z);
     st_close(f);
 
-    check_note("worst max|diff| / tolerance per tensor (over all cases):");
-    for (int i = 0; i < nfam; i++) check_note("  %-28s %.3f  (%s)", fam[i].name, fam[i].ratio, fam[i].where);
+    conf_worst_notes("worst max|diff| / tolerance per tensor (over all cases):");
     check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", total_uint8_differing,
                total_uint8_bytes, worst_uint8_diff);
     conf_close(&s);

@@ -1,5 +1,6 @@
 #include "conformance.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +140,12 @@ int conf_tolerance(const struct conf_suite *s, const char *name, double *abs_tol
     return 0;
 }
 
-int conf_check(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
-               const float *got, size_t n, double slack)
+/* conf_check; *ratio (when not NULL) gets max|diff| / the unscaled
+ * tolerance, or -1 when the tensor could not be compared at all. */
+static int check_tensor(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
+                        const float *got, size_t n, double slack, double *ratio)
 {
+    if (ratio) *ratio = -1;
     size_t rn;
     float *ref = conf_tensor(f, name, &rn);
     const char *cn = conf_case_name(c);
@@ -155,6 +159,8 @@ int conf_check(const struct conf_suite *s, const struct json *c, const struct st
     struct diff_stats st;
     diff_floats(got, ref, n, 0, &st);
     double tol = atol > rtol * st.ref_max_abs ? atol : rtol * st.ref_max_abs;
+    if (ratio)
+        *ratio = st.nonfinite ? INFINITY : tol > 0 ? st.max_abs / tol : st.max_abs > 0 ? INFINITY : 0;
     tol *= slack;
     diff_floats(got, ref, n, tol, &st);
     int ok = st.mismatches == 0;
@@ -163,4 +169,54 @@ int conf_check(const struct conf_suite *s, const struct json *c, const struct st
           n ? ref[st.worst] : 0.0, tol, st.nonfinite ? " NON-FINITE VALUES" : "");
     free(ref);
     return ok;
+}
+
+int conf_check(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
+               const float *got, size_t n, double slack)
+{
+    return check_tensor(s, c, f, name, got, n, slack, NULL);
+}
+
+#define MAX_WORST 64
+static struct conf_worst worst[MAX_WORST];
+static int nworst;
+
+int conf_compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
+                 const float *got, size_t n)
+{
+    const char *cn = conf_case_name(c);
+    if (!got) return check(0, "%s %s: not dumped", cn, name);
+    double ratio;
+    int ok = check_tensor(s, c, f, name, got, n, 1.0, &ratio);
+    if (ratio < 0) return ok;
+    char fam[sizeof worst[0].name];
+    snprintf(fam, sizeof fam, "%s", name);
+    if (strncmp(name, "step", 4) == 0 && strchr(name, '.')) snprintf(fam, sizeof fam, "step*%s", strchr(name, '.'));
+    int i = 0;
+    while (i < nworst && strcmp(worst[i].name, fam) != 0) i++;
+    if (i == nworst) {
+        if (nworst == MAX_WORST) return ok;
+        snprintf(worst[i].name, sizeof worst[i].name, "%s", fam);
+        worst[nworst++].ratio = -1;
+    }
+    if (ratio > worst[i].ratio) {
+        worst[i].ratio = ratio;
+        snprintf(worst[i].where, sizeof worst[i].where, "%s", cn);
+    }
+    return ok;
+}
+
+const struct conf_worst *conf_worst(int *n)
+{
+    *n = nworst;
+    return worst;
+}
+
+void conf_worst_notes(const char *heading)
+{
+    int width = 0;
+    for (int i = 0; i < nworst; i++)
+        if ((int)strlen(worst[i].name) > width) width = (int)strlen(worst[i].name);
+    check_note("%s", heading);
+    for (int i = 0; i < nworst; i++) check_note("  %-*s %.3f  (%s)", width, worst[i].name, worst[i].ratio, worst[i].where);
 }

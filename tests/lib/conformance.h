@@ -59,4 +59,22 @@ int conf_tolerance(const struct conf_suite *s, const char *name, double *abs_tol
 int conf_check(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
                const float *got, size_t n, double slack);
 
+/* The reference tests' comparison: conf_check at slack 1.0 (a NULL got is a
+ * failed check "<case> <name>: not dumped"), and the worst max|diff| /
+ * tolerance per tensor over the whole run ("stepN.x" tensors together as
+ * "step*.x"), for the summary each test prints at the end from conf_worst():
+ * how close to its tolerance every tensor family came, over all cases. */
+int conf_compare(const struct conf_suite *s, const struct json *c, const struct st_file *f, const char *name,
+                 const float *got, size_t n);
+
+struct conf_worst {
+    char name[96];  /* the tensor, or "step*.x" */
+    double ratio;   /* worst max|diff| / tolerance (INFINITY: non-finite values) */
+    char where[96]; /* the case it came from */
+};
+/* The tensors conf_compare has seen, in first-seen order; *n gets the count. */
+const struct conf_worst *conf_worst(int *n);
+/* Print them as notes: the heading, then one line per tensor. */
+void conf_worst_notes(const char *heading);
+
 #endif
