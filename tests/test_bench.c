@@ -13,7 +13,8 @@
  *     "total" stays text + UNet + VAE;
  *   - warm-up runs are not counted; the "total" entry times whole calls;
  *   - the budget: stages whose estimate exceeds --budget are skipped with
- *     the estimate and the way to force them; a named backend is not;
+ *     the estimate and the way to force them (taesd from a small untimed
+ *     decode of its own); a named backend is not;
  *   - bad arguments exit 2 with a message. */
 #include <math.h>
 #include <stdio.h>
@@ -235,6 +236,8 @@ int main(void)
     rc = run(args, out, sizeof out);
     check(rc == 0 && strstr(out, "skipped: estimated") && strstr(out, "--backend ref forces it"),
           "--budget 0: stages skipped, with the estimate and how to force them (exit %d)", rc);
+    check(strstr(out, "taesd") && strstr(out, "(rate calibration at 64x64)"),
+          "--budget 0: the TAESD rate measured on one untimed decode before deciding");
     j = load(json3, &r);
     if (j && r) {
         const struct json *st = json_get(r, "stages");
@@ -245,8 +248,8 @@ int main(void)
             ok = x && json_get(x, "skipped") && num(x, "estimated_seconds") > 0 && num(x, "estimated_at_gflops") > 0 &&
                  json_get(x, "seconds_min") == NULL;
         }
-        check(ok, "--budget 0 JSON: every stage skipped with estimated_seconds at the rate of an untimed text "
-              "calibration, and no timings");
+        check(ok, "--budget 0 JSON: every stage skipped with estimated_seconds at the rate of an untimed "
+              "calibration (text; taesd: its own small decode), and no timings");
     }
     json_free(j);
 

@@ -37,7 +37,8 @@
  * for all its runs (warm-up included) exceeds --budget or what is left of
  * --time-limit (the whole bench) is skipped with the estimate printed. The
  * estimate divides the stage's FLOPs by the backend's GFLOP/s on text
- * encoding (the small stage, run first untimed; reused for the next model).
+ * encoding (the small stage, run first untimed; reused for the next model);
+ * taesd's by the rate of one untimed 64x64 TAESD decode (time_taesd).
  *
  * Performance targets belong here, in what this prints, never in timed
  * unit tests. */
@@ -425,6 +426,7 @@ struct timing {
     const char *label;
     int warming;       /* a warm-up or calibration run: no samples */
     int taesd;         /* the context decodes with TAESD: its decode stage is ST_TAESD */
+    int calibration;   /* image side of a TAESD rate measurement (untimed), else 0 */
     double best[NSTAGES]; /* fastest seconds per stage, warm-up and calibration runs included */
 };
 
@@ -445,7 +447,9 @@ static void on_progress(void *user, const struct onestep_progress *p)
     if (peak > st->peak_rss) st->peak_rss = peak;
     if (p->seconds > 0 && (t->best[s] == 0 || p->seconds < t->best[s])) t->best[s] = p->seconds;
     if (!t->warming && st->n < MAX_SAMPLES) st->secs[st->n++] = p->seconds;
-    const char *w = t->warming ? " (warm-up)" : "";
+    char w[64] = "";
+    if (t->calibration) snprintf(w, sizeof w, " (rate calibration at %dx%d)", t->calibration, t->calibration);
+    else if (t->warming) snprintf(w, sizeof w, " (warm-up)");
     if (s == ST_UNET)
         fprintf(stderr, "bench: %s: unet step %d/%d %.3f s%s\n", t->label, p->step, p->steps, p->seconds, w);
     else
@@ -454,14 +458,14 @@ static void on_progress(void *user, const struct onestep_progress *p)
 
 /* One generation running only the stages in `mask` (bits by ST_*; the
  * ST_TAESD bit runs the decode stage of a context loaded with TAESD). */
-static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing *t, unsigned mask,
-                    struct onestep_err *err)
+static int generate_at(struct onestep_ctx *ctx, const struct opts *o, struct timing *t, unsigned mask, int size,
+                       struct onestep_err *err)
 {
     struct onestep_params p;
     onestep_default_params(ctx, &p);
     p.prompt = PROMPT;
     p.seed = SEED;
-    p.width = p.height = o->size;
+    p.width = p.height = size;
     p.steps = o->steps;
     p.progress = on_progress;
     p.progress_user = t;
@@ -477,6 +481,12 @@ static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing
     /* "total": whole generations of the plain (KL VAE) pipeline */
     if (mask == (1u << ST_TAESD) - 1 && !t->taesd && !t->warming && tot->n < MAX_SAMPLES) tot->secs[tot->n++] = secs;
     return 0;
+}
+
+static int generate(struct onestep_ctx *ctx, const struct opts *o, struct timing *t, unsigned mask,
+                    struct onestep_err *err)
+{
+    return generate_at(ctx, o, t, mask, o->size, err);
 }
 
 /* The GFLOP/s to expect of stage s: its own rate if known, else the best
@@ -531,19 +541,24 @@ static void update_rates(struct run_result *r, const struct timing *t)
     }
 }
 
+/* Side of the image a backend's TAESD rate is measured on before the
+ * budget decision: the decoder's FLOPs scale with the pixel count, so at
+ * 64x64 the run costs 1/64 of one at 512x512. */
+#define TAESD_CALIBRATION_SIZE 64
+
 /* The taesd stage: the plain context *ctx is freed first (so the peak RSS is
  * the larger of the two contexts', not their sum), the model is loaded again
  * with o->taesd replacing the VAE decoder, and generations that run only
- * the decode stage are warmed up and timed like the others. The estimate
- * for the budget uses the best rate this backend showed on any stage (its
- * own, from an earlier model, if known). */
+ * the decode stage are warmed up and timed like the others.
+ *
+ * The budget decision needs this backend's rate on TAESD's convolutions,
+ * which can be far from its rate on the text encoder (the reference: about
+ * 1.3 against 2.9 GFLOP/s): unless the backend was named or an earlier model
+ * measured it, one untimed decode at TAESD_CALIBRATION_SIZE² measures it. */
 static int time_taesd(const struct opts *o, struct onestep_load_params *lp, struct onestep_ctx **ctx,
-                      struct timing *t, double time_left, double elapsed, const char *backend,
-                      struct onestep_err *err)
+                      struct timing *t, double time_left, double start, const char *backend, struct onestep_err *err)
 {
     struct run_result *r = t->r;
-    decide(o, r, ST_TAESD, o->warmup + o->repeat, time_left, elapsed, backend);
-    if (r->st[ST_TAESD].skipped[0]) return 0;
     onestep_free(*ctx);
     *ctx = NULL;
     lp->taesd = o->taesd;
@@ -552,6 +567,18 @@ static int time_taesd(const struct opts *o, struct onestep_load_params *lp, stru
     r->taesd_load_seconds = now() - t0;
     t->taesd = 1;
     t->warming = 1;
+    const int cs = o->size < TAESD_CALIBRATION_SIZE ? o->size : TAESD_CALIBRATION_SIZE;
+    if (!o->forced && r->rates[ST_TAESD] <= 0) {
+        t->calibration = cs;
+        int rc = generate_at(*ctx, o, t, 1u << ST_TAESD, cs, err);
+        t->calibration = 0;
+        if (rc) return -1;
+        double secs = t->best[ST_TAESD], frac = (double)cs * cs / ((double)o->size * o->size);
+        t->best[ST_TAESD] = 0; /* not a sample of the full size */
+        if (secs > 0) r->rates[ST_TAESD] = r->st[ST_TAESD].gflop * frac / secs;
+    }
+    decide(o, r, ST_TAESD, o->warmup + o->repeat, time_left, now() - start, backend);
+    if (r->st[ST_TAESD].skipped[0]) return 0;
     for (int k = 0; k < o->warmup; k++)
         if (generate(*ctx, o, t, 1u << ST_TAESD, err)) return -1;
     t->warming = 0;
@@ -581,7 +608,7 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
         r->st[s].wanted = o->want[s];
         r->st[s].peak_rss = -1;
     }
-    struct timing t = {r, {0, 0}, NULL, 0, 0, {0}};
+    struct timing t = {r, {0, 0}, NULL, 0, 0, 0, {0}};
     char label[160];
     snprintf(label, sizeof label, "%s/%s", model, backend);
     t.label = label;
@@ -614,7 +641,8 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
     const double start = now();
     int warm[NSTAGES] = {0}; /* untimed runs each stage has had */
 
-    if (!o->forced && expected_rate(r->rates, ST_TEXT) <= 0) {
+    const int plain = o->want[ST_TEXT] || o->want[ST_UNET] || o->want[ST_VAE]; /* a stage of this context */
+    if (plain && !o->forced && expected_rate(r->rates, ST_TEXT) <= 0) {
         t.warming = 1;
         for (int k = 0; k < 2; k++)
             if (generate(ctx, o, &t, 1u << ST_TEXT, &err)) goto failed;
@@ -652,7 +680,7 @@ static void run_one(const struct opts *o, const char *model, const char *path, c
     for (int rep = 0; rep < o->repeat && timed; rep++)
         if (generate(ctx, o, &t, timed, &err)) goto failed;
     update_rates(r, &t);
-    if (r->st[ST_TAESD].wanted && time_taesd(o, &lp, &ctx, &t, time_left, now() - start, backend, &err)) goto failed;
+    if (r->st[ST_TAESD].wanted && time_taesd(o, &lp, &ctx, &t, time_left, start, backend, &err)) goto failed;
     r->peak_rss = rss_overall(&t.rss);
     r->rss_per_stage = t.rss.resettable;
     onestep_free(ctx);
