@@ -8,9 +8,13 @@
  *     gflops = gflop / seconds_min, runs = repeat (x steps for the UNet),
  *     peak_rss_bytes, backend, threads, CPU cores and flags;
  *   - --stages and --steps select what is timed;
+ *   - the taesd stage (here with the suite's taesd-tiny): its gflop is
+ *     modelwalk_taesd's, taesd_vae_ratio is its min over the vae's, and
+ *     "total" stays text + UNet + VAE;
  *   - warm-up runs are not counted; the "total" entry times whole calls;
  *   - the budget: stages whose estimate exceeds --budget are skipped with
- *     the estimate and the way to force them; a named backend is not;
+ *     the estimate and the way to force them (taesd from a small untimed
+ *     decode of its own); a named backend is not;
  *   - bad arguments exit 2 with a message. */
 #include <math.h>
 #include <stdio.h>
@@ -148,6 +152,14 @@ int main(void)
     /* the counts bench divides by: stage GFLOP of the tiny model at 64² */
     double g[3];
     if (!walk(model, 64, g)) return check_summary();
+    char taesd[512];
+    snprintf(taesd, sizeof taesd, "%s/taesd-tiny", suite);
+    struct mw_stage ts;
+    struct os_err terr = {{0}};
+    if (!check(modelwalk_taesd(taesd, 8, 8, &ts, &terr) == 0, "modelwalk_taesd %s%s%s", taesd, terr.msg[0] ? ": " : "",
+               terr.msg))
+        return check_summary();
+    const double g_taesd = (double)ts.flops * 1e-9;
 
     snprintf(tmpdir, sizeof tmpdir, "/tmp/onestep-bench-XXXXXX");
     if (!check(mkdtemp(tmpdir) != NULL, "mkdtemp")) return check_summary();
@@ -157,7 +169,8 @@ int main(void)
     snprintf(json3, sizeof json3, "%s/budget.json", tmpdir);
 
     /* every stage, the reference named (so never skipped) */
-    snprintf(args, sizeof args, "--model-dir %s --backend ref --size 64 --repeat 3 --json %s", model, json1);
+    snprintf(args, sizeof args, "--model-dir %s --backend ref --size 64 --repeat 3 --taesd %s --json %s", model, taesd,
+             json1);
     rc = run(args, out, sizeof out);
     check(rc == 0 && strstr(out, "GFLOP/s") && strstr(out, "peak RSS"), "bench --model-dir tiny --backend ref: exit "
           "%d, a table with GFLOP/s and peak RSS", rc);
@@ -171,6 +184,13 @@ int main(void)
         stage_ok(st, "text", 3, g[0], "all");
         stage_ok(st, "unet", 3, g[1], "all");
         stage_ok(st, "vae", 3, g[2], "all");
+        stage_ok(st, "taesd", 3, g_taesd, "all");
+        const struct json *sv = json_get(st, "vae"), *stt = json_get(st, "taesd");
+        double ratio = num(r, "taesd_vae_ratio");
+        check(sv && stt && fabs(ratio - num(stt, "seconds_min") / num(sv, "seconds_min")) < 1e-4 * ratio &&
+                  num(r, "taesd_load_seconds") > 0 && !strcmp(str(r, "taesd"), taesd),
+              "taesd_vae_ratio %.4f = taesd min / vae min, the TAESD directory and its load time recorded", ratio);
+        check(strstr(out, "taesd/vae = ") != NULL, "the table has the taesd/vae line");
         const struct json *cpu = json_get(j, "cpu"), *flags = cpu ? json_get(cpu, "flags") : NULL;
         check(cpu && num(cpu, "cores") >= 1 && flags && flags->type == JSON_ARRAY && json_get(cpu, "model"),
               "cpu: model, %.0f cores, %zu flags", cpu ? num(cpu, "cores") : 0, flags ? flags->len : 0);
@@ -197,22 +217,24 @@ int main(void)
     json_free(j);
 
     /* no backend named, no time allowed: the calibration run, then skips */
-    snprintf(args, sizeof args, "--model-dir %s --size 64 --budget 0 --json %s", model, json3);
+    snprintf(args, sizeof args, "--model-dir %s --size 64 --budget 0 --taesd %s --json %s", model, taesd, json3);
     rc = run(args, out, sizeof out);
     check(rc == 0 && strstr(out, "skipped: estimated") && strstr(out, "--backend ref forces it"),
           "--budget 0: stages skipped, with the estimate and how to force them (exit %d)", rc);
+    check(strstr(out, "taesd") && strstr(out, "(rate calibration at 64x64)"),
+          "--budget 0: the TAESD rate measured on one untimed decode before deciding");
     j = load(json3, &r);
     if (j && r) {
         const struct json *st = json_get(r, "stages");
         int ok = st != NULL;
-        for (int s = 0; ok && s < 3; s++) {
-            static const char *const names[] = {"text", "unet", "vae"};
+        for (int s = 0; ok && s < 4; s++) {
+            static const char *const names[] = {"text", "unet", "vae", "taesd"};
             const struct json *x = json_get(st, names[s]);
             ok = x && json_get(x, "skipped") && num(x, "estimated_seconds") > 0 && num(x, "estimated_at_gflops") > 0 &&
                  json_get(x, "seconds_min") == NULL;
         }
-        check(ok, "--budget 0 JSON: every stage skipped with estimated_seconds at the rate of an untimed text "
-              "calibration, and no timings");
+        check(ok, "--budget 0 JSON: every stage skipped with estimated_seconds at the rate of an untimed "
+              "calibration (text; taesd: its own small decode), and no timings");
     }
     json_free(j);
 

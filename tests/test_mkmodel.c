@@ -1,10 +1,12 @@
 /* ./mkmodel, the program: its output lines, exit codes and options. The
- * writing itself is tested through the library in test_single_file.c. */
+ * writing itself is tested through the library in test_single_file.c; the
+ * TAESD component directory here, down to a generation that decodes with it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../ref/onestep.h"
 #include "../weights/safetensors.h"
 #include "lib/check.h"
 #include "lib/proc.h"
@@ -58,6 +60,21 @@ int main(void)
               "files' (%s)", rc ? "failed" : "4 components");
     }
 
+    rc = run("--model taesd --count-only", out, sizeof out, 0);
+    check(rc == 0 && strcmp(out, "taesd 2445063\n") == 0, "taesd (a single AutoencoderTiny component) counts: exit %d",
+          rc);
+    if (suite) {
+        char args[600], f[700];
+        snprintf(args, sizeof args, "--model %s/taesd-tiny --count-only", suite);
+        rc = run(args, out, sizeof out, 0);
+        snprintf(f, sizeof f, "%s/taesd-tiny/diffusion_pytorch_model.safetensors", suite);
+        char want[64];
+        snprintf(want, sizeof want, "taesd %llu\n", file_params(f));
+        check(rc == 0 && strcmp(out, want) == 0, "the suite's taesd-tiny config: count equals its file's (%s)", want);
+    }
+    rc = run("--model weights/configs/sd-turbo/unet --count-only", out, sizeof out, 1);
+    check(rc == 1 && strstr(out, "must hold an AutoencoderTiny"), "a single component other than TAESD: exit 1");
+
     rc = run("--help", out, sizeof out, 0);
     check(rc == 0 && strstr(out, "usage: mkmodel"), "--help: usage, exit 0");
     rc = run("", out, sizeof out, 1);
@@ -92,6 +109,47 @@ int main(void)
         st_close(f);
         rc = run(args, out, sizeof out, 1);
         check(rc == 1 && strstr(out, "already exists"), "refuses to overwrite: exit %d", rc);
+
+        /* a TAESD directory (f32: the plain file name) that --taesd loads and decodes with */
+        char model[64], taesd[64];
+        snprintf(model, sizeof model, "%s/tiny-sd", dir);
+        snprintf(taesd, sizeof taesd, "%s/taesd", dir);
+        snprintf(args, sizeof args, "--model tiny-sd --out %s", model);
+        int rc1 = run(args, out, sizeof out, 0);
+        snprintf(args, sizeof args, "--model taesd --dtype f32 --out %s", taesd);
+        rc = run(args, out, sizeof out, 0);
+        snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", taesd);
+        check(rc == 0 && file_params(path) == 2445063ull, "writes a TAESD directory: %s (exit %d)", path, rc);
+        snprintf(path, sizeof path, "%s/config.json", taesd);
+        check(access(path, R_OK) == 0, "... with its config.json");
+        struct onestep_load_params lp;
+        onestep_load_default_params(&lp);
+        lp.model = model;
+        lp.backend = "ref";
+        lp.taesd = taesd;
+        struct onestep_ctx *ctx = NULL;
+        struct onestep_err oerr = {"mkmodel failed"};
+        int loaded = rc1 == 0 && rc == 0 && onestep_load(&lp, &ctx, &oerr) == 0;
+        if (!check(loaded, "onestep loads tiny-sd with --taesd %s%s%s", taesd, loaded ? "" : ": ",
+                   loaded ? "" : oerr.msg))
+            ctx = NULL;
+        if (ctx) {
+            struct onestep_params p;
+            onestep_default_params(ctx, &p);
+            p.prompt = "a cat";
+            p.width = p.height = 64;
+            struct onestep_image img = {0};
+            int g = onestep_generate(ctx, &p, &img, &oerr);
+            int varied = 0;
+            for (int i = 1; g == 0 && i < img.width * img.height * 3; i++) varied |= img.rgb[i] != img.rgb[0];
+            check(g == 0 && img.width == 64 && img.height == 64 && varied,
+                  "a 64x64 generation decodes through the synthetic TAESD (%s)", g ? oerr.msg : "not one flat colour");
+            onestep_image_free(&img);
+            onestep_free(ctx);
+        }
+        snprintf(args, sizeof args, "--model taesd --layout single --out %s/t.safetensors", dir);
+        rc = run(args, out, sizeof out, 1);
+        check(rc == 1 && strstr(out, "a TAESD is a directory"), "--layout single for a TAESD: exit 1, says why");
         snprintf(args, sizeof args, "rm -rf %s", dir);
         if (system(args) != 0) check_note("could not remove %s", dir);
     }

@@ -10,9 +10,10 @@
  * both families and img2img's encoder.
  *
  * FLOPs: the CLIP text encoder and the KL VAE decoder of the real configs
- * (weights/configs/sd-turbo, sdxl-turbo), counted again below from the
- * module structure of transformers' CLIPTextModel and diffusers' Decoder,
- * written independently of clip.c / vae.c. */
+ * (weights/configs/sd-turbo, sdxl-turbo) and the TAESD decoder
+ * (weights/configs/taesd), counted again below from the module structure of
+ * transformers' CLIPTextModel and diffusers' Decoder / DecoderTiny, written
+ * independently of clip.c / vae.c / taesd.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,51 @@ static void flops_by_hand(void)
     }
 }
 
+/* DecoderTiny, counted from its module list (diffusers vae.py): conv
+ * latent->C at the latent size, then per level num_blocks blocks of three 3x3
+ * C->C convs, and after each level but the last a 2x nearest upsample and a
+ * C->C conv at the new size; the last level ends with conv C->3. */
+static double taesd_decoder_flops(int C, const int *nb, int levels, int latent, int lh, int lw)
+{
+    double hw = (double)lh * lw, f = 2.0 * C * hw * latent * 9;
+    for (int i = 0; i < levels; i++) {
+        f += nb[i] * 3 * 2.0 * C * hw * C * 9;
+        if (i + 1 < levels) {
+            hw *= 4;
+            f += 2.0 * C * hw * C * 9;
+        }
+    }
+    return f + 2.0 * 3 * hw * C * 9;
+}
+
+static void taesd_by_hand(void)
+{
+    static const int nb[4] = {3, 3, 3, 1};
+    const int sizes[2][2] = {{64, 64}, {128, 96}};
+    for (int k = 0; k < 2; k++) {
+        struct mw_stage s;
+        struct os_err err = {{0}};
+        int lh = sizes[k][0], lw = sizes[k][1];
+        if (!check(modelwalk_taesd("weights/configs/taesd", lh, lw, &s, &err) == 0, "taesd walk %dx%d%s%s", lh, lw,
+                   err.msg[0] ? ": " : "", err.msg))
+            continue;
+        double want = taesd_decoder_flops(64, nb, 4, 4, lh, lw);
+        check((double)s.flops == want && s.flops == s.conv_flops && s.kind == MW_TAESD_DECODE,
+              "taesd.decoder at latent %dx%d: %.6g FLOP (all conv), by hand %.6g", lh, lw, (double)s.flops, want);
+        check(s.params == 1222531 && s.out_ndim == 4 && s.out_shape[1] == 3 && s.out_shape[2] == 8 * lh &&
+                  s.out_shape[3] == 8 * lw,
+              "taesd.decoder: %llu parameters, image %lldx%lld", (unsigned long long)s.params,
+              (long long)s.out_shape[2], (long long)s.out_shape[3]);
+    }
+    struct mw_stage s;
+    struct os_err err = {{0}};
+    check(modelwalk_taesd("no/such/taesd", 64, 64, &s, &err) == -1 && strstr(err.msg, "no/such/taesd"),
+          "a missing TAESD directory is refused by name: %s", err.msg);
+    err.msg[0] = '\0';
+    check(modelwalk_taesd("weights/configs/sd-turbo/vae", 64, 64, &s, &err) == -1 && strstr(err.msg, "AutoencoderTiny"),
+          "a KL VAE config is not a TAESD: %s", err.msg);
+}
+
 static void bad_input(void)
 {
     struct mw_report r;
@@ -173,6 +219,7 @@ static void bad_input(void)
 int main(void)
 {
     flops_by_hand();
+    taesd_by_hand();
     bad_input();
     struct conf_suite s;
     if (conf_open(&s) == 0) {

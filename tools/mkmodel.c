@@ -4,6 +4,7 @@
  *   ./mkmodel --model sd-turbo --layout diffusers --dtype f16 --out weights/synthetic/sd-turbo
  *   ./mkmodel --model sdxl-turbo --layout single --dtype f16 --out /tmp/sd_xl_turbo_1.0_fp16.safetensors
  *   ./mkmodel --model ../shared/conformance/sd-turbo-tiny --count-only
+ *   ./mkmodel --model taesd --out weights/synthetic/taesd      (an AutoencoderTiny directory for --taesd)
  *
  * Prints "<component> <parameter count>" per component on stdout. */
 #include <signal.h>
@@ -29,7 +30,9 @@ static void usage(FILE *f)
             "               [--seed N] [--vocab DIR] [--configs DIR] [--count-only]\n"
             "\n"
             "  --model      sd-turbo, sdxl-turbo, tiny-sd, tiny-sdxl (folders of --configs) or a directory\n"
-            "               holding model_index.json and <component>/config.json (e.g. the conformance suite's)\n"
+            "               holding model_index.json and <component>/config.json (e.g. the conformance suite's);\n"
+            "               taesd (or a directory with an AutoencoderTiny config.json and no model_index.json)\n"
+            "               writes that one component's directory, the one onestep --taesd takes\n"
             "  --layout     diffusers: a model directory (default); single: one .safetensors file in the\n"
             "               original Stability layout (model.diffusion_model.*, first_stage_model.*, ...)\n"
             "  --dtype      weight dtype (default f16; f16 files get diffusers' .fp16 variant names)\n"

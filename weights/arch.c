@@ -186,6 +186,7 @@ enum arch_class arch_class_of(const struct json *config)
     if (!name) return ARCH_UNKNOWN;
     if (strcmp(name, "UNet2DConditionModel") == 0) return ARCH_UNET;
     if (strcmp(name, "AutoencoderKL") == 0) return ARCH_VAE;
+    if (strcmp(name, "AutoencoderTiny") == 0) return ARCH_TAESD;
     if (strcmp(name, "CLIPTextModel") == 0) return ARCH_CLIP_TEXT;
     if (strcmp(name, "CLIPTextModelWithProjection") == 0) return ARCH_CLIP_TEXT_PROJ;
     return ARCH_UNKNOWN;
@@ -196,6 +197,7 @@ const char *arch_class_name(enum arch_class c)
     switch (c) {
     case ARCH_UNET: return "UNet2DConditionModel";
     case ARCH_VAE: return "AutoencoderKL";
+    case ARCH_TAESD: return "AutoencoderTiny";
     case ARCH_CLIP_TEXT: return "CLIPTextModel";
     case ARCH_CLIP_TEXT_PROJ: return "CLIPTextModelWithProjection";
     default: return "unknown";
@@ -490,6 +492,109 @@ int arch_walk_vae(const struct json *cfg, const char *what, arch_visit_fn visit,
     return w.failed ? -1 : 0;
 }
 
+/* ------------------------------------------------------------ AutoencoderTiny */
+
+#define ARCH_MAX_TINY_BLOCKS 1024 /* AutoencoderTinyBlocks per level */
+
+/* nn.Conv2d(in, out, kernel_size=3, padding=1[, bias]) at `name`. */
+static void conv3(struct walk *w, const char *name, int64_t out, int64_t in, int bias)
+{
+    int64_t ws[4] = {out, in, 3, 3}, bs[1] = {out};
+    emit(w, ARCH_MATRIX, in * 9, 4, ws, "%s.weight", name);
+    if (bias) emit(w, ARCH_BIAS, 0, 1, bs, "%s.bias", name);
+}
+
+/* AutoencoderTinyBlock(c, c): conv = Sequential(Conv2d 0, act 1, Conv2d 2,
+ * act 3, Conv2d 4), all 3x3 with bias; skip is a bias-free 1x1 conv only when
+ * in != out, which EncoderTiny and DecoderTiny never build (both pass
+ * (num_channels, num_channels)), so it is nn.Identity here; fuse is a ReLU. */
+static void tiny_block(struct walk *w, const char *p, int64_t c)
+{
+    char b[224];
+    conv3(w, path(w, b, sizeof b, "%s.conv.0", p), c, c, 1);
+    conv3(w, path(w, b, sizeof b, "%s.conv.2", p), c, c, 1);
+    conv3(w, path(w, b, sizeof b, "%s.conv.4", p), c, c, 1);
+}
+
+/* A list of sizes as long as the config has it (1 to ARCH_MAX_BLOCKS
+ * entries), or AutoencoderTiny's 4-entry default when absent or null. */
+static int get_level_list(const struct json *cfg, const char *key, const int64_t def[4], int64_t *out, size_t *n,
+                          const char *what, struct os_err *err)
+{
+    const struct json *v = json_get(cfg, key);
+    if (!v || v->type == JSON_NULL) {
+        memcpy(out, def, 4 * sizeof *out);
+        *n = 4;
+        return 0;
+    }
+    if (v->type != JSON_ARRAY || v->len == 0 || v->len > ARCH_MAX_BLOCKS)
+        return os_fail(err, "%s: \"%s\" must be a list of 1 to %d sizes", what, key, ARCH_MAX_BLOCKS);
+    *n = v->len;
+    return get_dims(cfg, key, out, v->len, what, err);
+}
+
+/* A block_out_channels / num_blocks pair of one half; diffusers requires
+ * equal lengths (AutoencoderTiny.__init__ raises otherwise). */
+static int tiny_levels(const struct json *cfg, const char *ch_key, const char *nb_key, const int64_t nb_def[4],
+                       int64_t *ch, int64_t *nb, size_t *n, const char *what, struct os_err *err)
+{
+    static const int64_t ch_def[4] = {64, 64, 64, 64};
+    size_t nch;
+    if (get_level_list(cfg, ch_key, ch_def, ch, &nch, what, err) ||
+        get_level_list(cfg, nb_key, nb_def, nb, n, what, err))
+        return -1;
+    if (nch != *n)
+        return os_fail(err, "%s: \"%s\" has %zu entries but \"%s\" has %zu; they must match", what, ch_key, nch,
+                       nb_key, *n);
+    for (size_t i = 0; i < *n; i++)
+        if (nb[i] > ARCH_MAX_TINY_BLOCKS)
+            return os_fail(err, "%s: \"%s\" entry %zu is %lld; expected at most %d", what, nb_key, i,
+                           (long long)nb[i], ARCH_MAX_TINY_BLOCKS);
+    return 0;
+}
+
+/* EncoderTiny then DecoderTiny, each one nn.Sequential "layers" whose index
+ * counts every module, weightless ones (activations, upsampling) included.
+ * The shapes are the modules diffusers builds from the config, also where
+ * unequal channel entries would give a model torch cannot run (ref/taesd.c
+ * refuses those; the walker only lists what the config implies). */
+int arch_walk_taesd(const struct json *cfg, const char *what, arch_visit_fn visit, void *ctx, struct os_err *err)
+{
+    static const int64_t enc_nb_def[4] = {1, 3, 3, 3}, dec_nb_def[4] = {3, 3, 3, 1};
+    int64_t in_ch, out_ch, latent, ech[ARCH_MAX_BLOCKS], enb[ARCH_MAX_BLOCKS], dch[ARCH_MAX_BLOCKS],
+        dnb[ARCH_MAX_BLOCKS];
+    size_t ne, nd;
+    if (get_dim_or(cfg, "in_channels", 3, &in_ch, what, err) || get_dim_or(cfg, "out_channels", 3, &out_ch, what, err) ||
+        get_dim_or(cfg, "latent_channels", 4, &latent, what, err) ||
+        tiny_levels(cfg, "encoder_block_out_channels", "num_encoder_blocks", enc_nb_def, ech, enb, &ne, what, err) ||
+        tiny_levels(cfg, "decoder_block_out_channels", "num_decoder_blocks", dec_nb_def, dch, dnb, &nd, what, err))
+        return -1;
+
+    struct walk w = {visit, ctx, what, err, 0};
+    char p[160];
+    int N = 0;
+    for (size_t i = 0; i < ne; i++) {
+        /* level 0: Conv2d(in_channels, C) with bias; later levels: a
+         * stride-2 Conv2d(C, C) without bias */
+        if (i == 0) conv3(&w, path(&w, p, sizeof p, "encoder.layers.%d", N++), ech[0], in_ch, 1);
+        else conv3(&w, path(&w, p, sizeof p, "encoder.layers.%d", N++), ech[i], ech[i], 0);
+        for (int64_t j = 0; j < enb[i]; j++) tiny_block(&w, path(&w, p, sizeof p, "encoder.layers.%d", N++), ech[i]);
+    }
+    conv3(&w, path(&w, p, sizeof p, "encoder.layers.%d", N), latent, ech[ne - 1], 1);
+
+    N = 0;
+    conv3(&w, path(&w, p, sizeof p, "decoder.layers.%d", N++), dch[0], latent, 1);
+    N++; /* get_activation(act_fn) */
+    for (size_t i = 0; i < nd; i++) {
+        const int last = i + 1 == nd;
+        for (int64_t j = 0; j < dnb[i]; j++) tiny_block(&w, path(&w, p, sizeof p, "decoder.layers.%d", N++), dch[i]);
+        if (!last) N++; /* nn.Upsample */
+        /* bias=is_final_block; the last level's conv gives the image */
+        conv3(&w, path(&w, p, sizeof p, "decoder.layers.%d", N++), last ? out_ch : dch[i], dch[i], last);
+    }
+    return w.failed ? -1 : 0;
+}
+
 /* ------------------------------------------------------------ CLIP text */
 
 int arch_walk_clip_text(const struct json *cfg, const char *what, int with_projection, arch_visit_fn visit, void *ctx,
@@ -537,13 +642,14 @@ int arch_walk(const struct json *config, const char *what, arch_visit_fn visit, 
     switch (arch_class_of(config)) {
     case ARCH_UNET: return arch_walk_unet(config, what, visit, ctx, err);
     case ARCH_VAE: return arch_walk_vae(config, what, visit, ctx, err);
+    case ARCH_TAESD: return arch_walk_taesd(config, what, visit, ctx, err);
     case ARCH_CLIP_TEXT: return arch_walk_clip_text(config, what, 0, visit, ctx, err);
     case ARCH_CLIP_TEXT_PROJ: return arch_walk_clip_text(config, what, 1, visit, ctx, err);
     default: break;
     }
     return os_fail(err,
-                   "%s: unknown model class (expected \"_class_name\" UNet2DConditionModel or AutoencoderKL, or "
-                   "\"architectures\" [\"CLIPTextModel\"] or [\"CLIPTextModelWithProjection\"])",
+                   "%s: unknown model class (expected \"_class_name\" UNet2DConditionModel, AutoencoderKL or "
+                   "AutoencoderTiny, or \"architectures\" [\"CLIPTextModel\"] or [\"CLIPTextModelWithProjection\"])",
                    what);
 }
 

@@ -7,10 +7,12 @@
  *   UNet2DConditionModel        (diffusers src/diffusers/models/unets/unet_2d_condition.py,
  *                                unet_2d_blocks.py, resnet.py, transformers/transformer_2d.py, attention.py)
  *   AutoencoderKL               (diffusers models/autoencoders/autoencoder_kl.py, vae.py)
+ *   AutoencoderTiny (TAESD)     (diffusers models/autoencoders/autoencoder_tiny.py, vae.py
+ *                                EncoderTiny / DecoderTiny, unets/unet_2d_blocks.py AutoencoderTinyBlock)
  *   CLIPTextModel[WithProjection] (transformers models/clip/modeling_clip.py)
  *
  * It is an independent derivation of the names the model loaders (clip.c,
- * unet.c, vae.c) bind, used to write synthetic checkpoints (tools/mkmodel),
+ * unet.c, vae.c, taesd.c) bind, used to write synthetic checkpoints (tools/mkmodel),
  * to map single-file checkpoints onto diffusers names (single_file.c) and to
  * count parameters. It only knows shapes: no tensor data, no arithmetic.
  *
@@ -32,6 +34,7 @@ enum arch_class {
     ARCH_VAE,            /* AutoencoderKL */
     ARCH_CLIP_TEXT,      /* CLIPTextModel */
     ARCH_CLIP_TEXT_PROJ, /* CLIPTextModelWithProjection */
+    ARCH_TAESD,          /* AutoencoderTiny */
 };
 
 /* What a parameter is, so a synthesiser can give it a sensible scale. */
@@ -67,6 +70,7 @@ int arch_walk(const struct json *config, const char *what, arch_visit_fn visit, 
  * the class, not the config, so a caller can ask for the tower alone). */
 int arch_walk_unet(const struct json *config, const char *what, arch_visit_fn visit, void *ctx, struct os_err *err);
 int arch_walk_vae(const struct json *config, const char *what, arch_visit_fn visit, void *ctx, struct os_err *err);
+int arch_walk_taesd(const struct json *config, const char *what, arch_visit_fn visit, void *ctx, struct os_err *err);
 int arch_walk_clip_text(const struct json *config, const char *what, int with_projection, arch_visit_fn visit,
                         void *ctx, struct os_err *err);
 

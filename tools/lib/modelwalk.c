@@ -8,6 +8,7 @@
 #include "../../ref/arena.h"
 #include "../../ref/clip.h"
 #include "../../ref/ops.h"
+#include "../../ref/taesd.h"
 #include "../../ref/unet.h"
 #include "../../ref/vae.h"
 #include "../../weights/arch.h"
@@ -49,12 +50,10 @@ static int add_param(void *ctx, const struct arch_param *p, struct os_err *err)
     return 0;
 }
 
-/* Open component `name` of m without weights and give it the tensors its
- * config implies; *params is their element count. */
-static int open_weightless(const struct model_dir *m, const char *name, struct component *c, uint64_t *params,
-                           struct os_err *err)
+/* Give the opened, weightless component c the tensors its config implies;
+ * *params is their element count. */
+static int bind_weightless(struct component *c, const char *name, uint64_t *params, struct os_err *err)
 {
-    if (component_open(m, name, "config.json", 0, VARIANT_AUTO, c, err)) return -1;
     struct tlist l = {c, NULL, 0, 0};
     if (arch_walk(c->config, c->config_path ? c->config_path : name, add_param, &l, err)) {
         free(l.t);
@@ -68,6 +67,14 @@ static int open_weightless(const struct model_dir *m, const char *name, struct c
     }
     component_set_tensors(c, l.t, l.n);
     return 0;
+}
+
+/* Open component `name` of m without weights and bind its tensors. */
+static int open_weightless(const struct model_dir *m, const char *name, struct component *c, uint64_t *params,
+                           struct os_err *err)
+{
+    if (component_open(m, name, "config.json", 0, VARIANT_AUTO, c, err)) return -1;
+    return bind_weightless(c, name, params, err);
 }
 
 /* ---- the counting backend: ops_null() plus FLOP counters ---- */
@@ -354,6 +361,55 @@ int modelwalk(const char *path, int width, int height, int with_encoder, struct 
     int rc = walk_all(&m, path, width, height, with_encoder, r, err);
     close_models(&m);
     if (rc) mw_report_free(r);
+    return rc;
+}
+
+int modelwalk_taesd(const char *dir, int lh, int lw, struct mw_stage *s, struct os_err *err)
+{
+    memset(s, 0, sizeof *s);
+    struct component c;
+    uint64_t params;
+    if (component_open_dir(dir, "taesd", "config.json", 0, VARIANT_AUTO, &c, err)) return -1;
+    struct taesd *t = calloc(1, sizeof *t); /* two layer stacks: too big for the stack */
+    float *lat = NULL, *img = NULL;
+    int rc = -1;
+    if (!t) {
+        os_fail(err, "out of memory");
+        goto done;
+    }
+    if (bind_weightless(&c, "taesd", &params, err) || taesd_load(t, &c, err)) goto done;
+    if (lh < 1 || lw < 1 || lh > 65536 / t->factor || lw > 65536 / t->factor) {
+        os_fail(err, "taesd: latent size %dx%d is out of range", lh, lw);
+        goto done;
+    }
+    lat = calloc((size_t)t->latent_channels * lh * lw, sizeof *lat);
+    img = calloc((size_t)t->out_channels * lh * t->factor * lw * t->factor, sizeof *img);
+    if (!lat || !img) {
+        os_fail(err, "out of memory");
+        goto done;
+    }
+    snprintf(s->name, sizeof s->name, "taesd.decoder");
+    s->kind = MW_TAESD_DECODE;
+    for (size_t k = 0; k < c.ntensors; k++)
+        if (!strncmp(c.tensors[k].name, "decoder.", 8)) s->params += (uint64_t)tensor_numel(&c.tensors[k]);
+    struct counter cnt = {0, 0, 0};
+    struct ops o = *ops_null();
+    o.name = "count";
+    o.state = &cnt;
+    o.linear = count_linear;
+    o.conv2d = count_conv2d;
+    o.attention = count_attention;
+    struct arena a;
+    arena_init_measure(&a);
+    rc = taesd_decode(t, &o, &a, lat, lh, lw, img, NULL, err);
+    int64_t shape[4] = {1, t->out_channels, (int64_t)lh * t->factor, (int64_t)lw * t->factor};
+    end_stage(s, &cnt, &a, 4, shape);
+    arena_destroy(&a);
+done:
+    free(lat);
+    free(img);
+    free(t);
+    component_close(&c);
     return rc;
 }
 

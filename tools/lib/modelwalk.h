@@ -24,7 +24,7 @@
 
 #include "../../ref/common.h"
 
-enum mw_stage_kind { MW_TEXT, MW_UNET, MW_VAE_DECODE, MW_VAE_ENCODE };
+enum mw_stage_kind { MW_TEXT, MW_UNET, MW_VAE_DECODE, MW_VAE_ENCODE, MW_TAESD_DECODE };
 
 struct mw_tensor {
     char name[96];
@@ -34,7 +34,7 @@ struct mw_tensor {
 };
 
 struct mw_stage {
-    char name[32];     /* "text_encoder", "text_encoder_2", "unet", "vae.decoder", "vae.encoder" */
+    char name[32];     /* "text_encoder", "text_encoder_2", "unet", "vae.decoder", "vae.encoder", "taesd.decoder" */
     enum mw_stage_kind kind;
     uint64_t params;   /* parameters the loader bound */
     uint64_t flops;    /* one call (one UNet step) */
@@ -65,6 +65,14 @@ struct mw_report {
  * message (bad config, size not a multiple of the VAE factor). */
 int modelwalk(const char *path, int width, int height, int with_encoder, struct mw_report *r, struct os_err *err);
 void mw_report_free(struct mw_report *r);
+
+/* The TAESD decoder alone: `dir` is an AutoencoderTiny directory or config
+ * folder (only its config.json is read, e.g. weights/configs/taesd), lh x lw
+ * the latent it decodes. Fills one stage named "taesd.decoder" (kind
+ * MW_TAESD_DECODE): the decoder's parameters, FLOPs, activation peak and the
+ * image shape, from ref/taesd.c's own layer list run on the counting
+ * backend. Returns 0, or -1 with a message. */
+int modelwalk_taesd(const char *dir, int lh, int lw, struct mw_stage *s, struct os_err *err);
 
 /* The stage by name, or NULL. */
 const struct mw_stage *mw_stage(const struct mw_report *r, const char *name);

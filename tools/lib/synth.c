@@ -402,12 +402,17 @@ const char *synth_find_vocab(const char *given, struct os_err *err)
 
 struct source {
     char *dir; /* the configs */
-    struct json *index;
+    struct json *index;        /* model_index.json; NULL for a single component */
     const char *name;          /* config folder name, NULL for a path */
     int has[NCOMP];
     struct json *cfg[NCOMP];
     uint64_t params[NCOMP];
     size_t tensors[NCOMP];
+    /* a single component's directory (config.json and its weights, no
+     * model_index.json): only an AutoencoderTiny, the directory --taesd takes */
+    struct json *component;
+    uint64_t component_params;
+    size_t component_tensors;
 };
 
 static void free_source(struct source *s)
@@ -415,6 +420,21 @@ static void free_source(struct source *s)
     OS_FREE(s->dir);
     json_free(s->index);
     for (int i = 0; i < NCOMP; i++) json_free(s->cfg[i]);
+    json_free(s->component);
+}
+
+/* s->dir has config.json and no model_index.json. */
+static int open_component(struct source *s, const char *config_path, struct os_err *err)
+{
+    s->component = json_parse_file(config_path, MODEL_JSON_MAX, err);
+    if (!s->component) return -1;
+    enum arch_class c = arch_class_of(s->component);
+    if (c != ARCH_TAESD)
+        return os_fail(err,
+                       "%s: a single component directory (config.json, no model_index.json) must hold an "
+                       "AutoencoderTiny (TAESD), not %s",
+                       config_path, c == ARCH_UNKNOWN ? "an unknown class" : arch_class_name(c));
+    return arch_count(s->component, config_path, &s->component_params, &s->component_tensors, err);
 }
 
 static int listed(const struct json *index, const char *comp)
@@ -438,11 +458,16 @@ static int open_source(const struct synth_opts *o, struct source *s, struct os_e
     char *ip = path_join(s->dir, "model_index.json");
     if (!ip) return os_fail(err, "out of memory");
     if (!path_exists(ip)) {
-        os_fail(err, "%s: no model_index.json (model \"%s\": a folder of %s such as sd-turbo, sdxl-turbo, tiny-sd, "
-                     "tiny-sdxl, or a diffusers-style directory)",
-                s->dir, o->model, o->configs_dir ? o->configs_dir : "weights/configs");
         OS_FREE(ip);
-        return -1;
+        char *cp = path_join(s->dir, "config.json");
+        if (!cp) return os_fail(err, "out of memory");
+        int rc = path_exists(cp) ? open_component(s, cp, err) : 1;
+        OS_FREE(cp);
+        if (rc <= 0) return rc;
+        return os_fail(err,
+                       "%s: no model_index.json (model \"%s\": a folder of %s such as sd-turbo, sdxl-turbo, "
+                       "tiny-sd, tiny-sdxl, taesd, or a diffusers-style directory)",
+                       s->dir, o->model, o->configs_dir ? o->configs_dir : "weights/configs");
     }
     s->index = json_parse_file(ip, MODEL_JSON_MAX, err);
     OS_FREE(ip);
@@ -550,6 +575,30 @@ static int write_diffusers(const struct synth_opts *o, const struct source *s, s
     return rc;
 }
 
+/* A single component's directory: its configs and one weights file, as
+ * save_pretrained writes an AutoencoderTiny. */
+static int write_component(const struct synth_opts *o, const struct source *s, struct os_err *err)
+{
+    char *tmp = NULL;
+    if (make_temp_dir(o->out, &tmp, err)) return -1;
+    struct run r = {o, NULL, 0, 0};
+    int rc = copy_configs(s->dir, tmp, err);
+    struct st_writer *w = st_writer_new();
+    char *wp = path_join(tmp, weights_name(0, o->dtype));
+    if (rc == 0 && (!w || !wp)) rc = os_fail(err, "out of memory");
+    struct collect c = {&r, w, NULL, s->component, 0};
+    if (rc == 0) rc = arch_walk(s->component, "config.json", collect_param, &c, err);
+    if (rc == 0) rc = st_writer_write(w, wp, err);
+    st_writer_free(w);
+    OS_FREE(wp);
+    if (rc == 0 && rename(tmp, o->out) != 0)
+        rc = os_fail(err, "%s: cannot move the finished component into place: %s", o->out, strerror(errno));
+    if (rc) remove_tree(tmp);
+    OS_FREE(tmp);
+    free_run(&r);
+    return rc;
+}
+
 static int write_single(const struct synth_opts *o, const struct source *s, struct os_err *err)
 {
     const char *cls = json_get_str(s->index, "_class_name", "model_index.json", err);
@@ -602,6 +651,17 @@ int synth_model(const struct synth_opts *o, synth_report_fn report, void *ctx, s
     }
     struct source s;
     int rc = open_source(o, &s, err);
+    if (rc == 0 && s.component) {
+        if (report) report(ctx, "taesd", s.component_params, s.component_tensors);
+        if (!o->count_only && o->layout == SYNTH_SINGLE)
+            rc = os_fail(err, "%s: a TAESD is a directory (config.json + weights); the single-file layout is for SD 2.x "
+                              "and SDXL pipelines",
+                         s.dir);
+        else if (!o->count_only)
+            rc = write_component(o, &s, err);
+        free_source(&s);
+        return rc;
+    }
     for (int i = 0; rc == 0 && i < NCOMP; i++)
         if (s.has[i] && report) report(ctx, weight_components[i], s.params[i], s.tensors[i]);
     if (rc == 0 && !o->count_only)
