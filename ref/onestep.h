@@ -51,6 +51,9 @@ struct onestep_load_params {
     const char *taesd;            /* AutoencoderTiny directory replacing the VAE decoder, or NULL */
     const struct onestep_lora *loras;
     int nloras;
+    const char *lora_dtype;       /* merged LoRA weights: "f32", "stored" (an f16/bf16 weight stays f16/bf16: half
+                                   * the memory, as diffusers' fuse_lora on a float16 pipeline), or "auto" / NULL:
+                                   * f32 on the ref backend, stored on the others (weights/lora.h) */
 };
 
 enum onestep_stage { ONESTEP_STAGE_TEXT, ONESTEP_STAGE_ENCODE, ONESTEP_STAGE_UNET, ONESTEP_STAGE_VAE };

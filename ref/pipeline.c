@@ -134,6 +134,17 @@ static int parse_variant(const char *v, enum weight_variant *out, struct os_err 
     return 0;
 }
 
+/* The reference keeps merged LoRA weights in f32 (it is the spec); the fast
+ * backends keep the checkpoint's dtype, as a float16 diffusers pipeline does. */
+static int parse_lora_dtype(const char *v, const struct ops *o, enum lora_merge *out, struct os_err *e)
+{
+    if (!v || !strcmp(v, "auto")) *out = !strcmp(o->name, "ref") ? LORA_MERGE_F32 : LORA_MERGE_STORED;
+    else if (!strcmp(v, "f32")) *out = LORA_MERGE_F32;
+    else if (!strcmp(v, "stored")) *out = LORA_MERGE_STORED;
+    else return os_fail(e, "LoRA dtype \"%s\": expected auto, f32 or stored", v);
+    return 0;
+}
+
 static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p, struct os_err *e)
 {
     enum weight_variant variant = VARIANT_AUTO;
@@ -161,6 +172,10 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
         if (component_open(ctx->md, component_names[i][1], "config.json", 1, variant, &ctx->te_comp[i], e)) return -1;
     }
     if (component_open(ctx->md, "unet", "config.json", 1, variant, &ctx->unet_comp, e)) return -1;
+    ctx->ops = ops_by_name(p->backend, p->threads, e); /* before the LoRAs: it picks their dtype */
+    if (!ctx->ops) return -1;
+    enum lora_merge merge_mode = LORA_MERGE_F32;
+    if (parse_lora_dtype(p->lora_dtype, ctx->ops, &merge_mode, e)) return -1;
     /* LoRAs change weights, so they are merged before the models bind them */
     if (p->nloras) {
         ctx->loras = calloc((size_t)p->nloras, sizeof *ctx->loras);
@@ -170,10 +185,10 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
         if (lora_open(p->loras[l].path, &ctx->loras[l], e)) return -1;
         ctx->nloras++;
         struct lora *lo = ctx->loras[l];
-        if (lora_nmodules(lo, "unet") && lora_apply(lo, &ctx->unet_comp, "unet", p->loras[l].scale, e)) return -1;
+        if (lora_nmodules(lo, "unet") && lora_apply(lo, &ctx->unet_comp, "unet", p->loras[l].scale, merge_mode, e)) return -1;
         for (int i = 0; i < ctx->nenc; i++)
             if (lora_nmodules(lo, component_names[i][1]) &&
-                lora_apply(lo, &ctx->te_comp[i], component_names[i][1], p->loras[l].scale, e))
+                lora_apply(lo, &ctx->te_comp[i], component_names[i][1], p->loras[l].scale, merge_mode, e))
                 return -1;
         if (lora_check_applied(lo, e)) return -1;
     }
@@ -204,8 +219,6 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
             return os_prefix(e, "--taesd: ");
     }
 
-    ctx->ops = ops_by_name(p->backend, p->threads, e);
-    if (!ctx->ops) return -1;
     return 0;
 }
 
@@ -735,10 +748,22 @@ static int generate(struct onestep_ctx *ctx, const struct onestep_params *p, str
             for (int k = 0; wname && k < ctx->nenc; k++)
                 if (!strcmp(comp, component_names[k][1])) c = &ctx->te_comp[k];
             const struct tensor *t = c ? component_get(c, wname) : NULL;
-            if (!t || t->dtype != DT_F32) continue;
+            if (!t) continue;
             char name[256];
             snprintf(name, sizeof name, "lora.fused.%s", wname);
-            dump_host(p, name, t->data, t->ndim, t->shape);
+            if (t->dtype == DT_F32) {
+                dump_host(p, name, t->data, t->ndim, t->shape);
+                continue;
+            }
+            /* kept in the checkpoint's f16/bf16 (lora_dtype "stored"): widened exactly */
+            float *wide = malloc((size_t)tensor_numel(t) * sizeof *wide);
+            if (!wide) {
+                os_fail(e, "out of memory dumping %s", name);
+                goto done;
+            }
+            tensor_read_f32(t, 0, tensor_numel(t), wide);
+            dump_host(p, name, wide, t->ndim, t->shape);
+            free(wide);
         }
     }
 

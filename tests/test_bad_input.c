@@ -502,6 +502,8 @@ static void cli_values(void)
     refused("--threads 0", "-t 0: must be between 1 and 1024", "-m", tiny, "-p", "a cat", "-t", "0");
     refused("--backend nonsense", "unknown backend", "-m", tiny, "-p", "a cat", "--backend", "nonsense");
     refused("--rng nonsense", "unknown rng \"nonsense\"", "-m", tiny, "-p", "a cat", "--rng", "nonsense");
+    refused("--lora-dtype f64", "--lora-dtype f64: expected auto, f32 or stored", "-m", tiny, "-p", "a cat",
+            "--lora-dtype", "f64");
     refused("--variant fp8", "--variant fp8: expected auto, fp16 or fp32", "-m", tiny, "-p", "a cat", "--variant",
             "fp8");
     refused("unknown option", "unknown option --frobnicate", "-m", tiny, "-p", "a cat", "--frobnicate");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../ref/onestep.h"
 #include "../ref/unet.h"
 #include "../weights/lora.h"
 #include "lib/check.h"
@@ -22,15 +23,21 @@
 
 /* ---- the tiny UNet ---- */
 
-static int open_unet(const struct conf_suite *s, const char *model, struct model_dir **m, struct component *c,
-                     struct os_err *err)
+static int open_unet_variant(const struct conf_suite *s, const char *model, enum weight_variant v,
+                             struct model_dir **m, struct component *c, struct os_err *err)
 {
     if (model_dir_open(conf_path(s, model), m, err)) return -1;
-    if (component_open(*m, "unet", "config.json", 1, VARIANT_FP32, c, err)) {
+    if (component_open(*m, "unet", "config.json", 1, v, c, err)) {
         model_dir_close(*m);
         return -1;
     }
     return 0;
+}
+
+static int open_unet(const struct conf_suite *s, const char *model, struct model_dir **m, struct component *c,
+                     struct os_err *err)
+{
+    return open_unet_variant(s, model, VARIANT_FP32, m, c, err);
 }
 
 static void close_unet(struct model_dir *m, struct component *c)
@@ -189,7 +196,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
     const char *cname = NULL;
     int ok = check(lora_merged_weight(l, 0, &cname) == NULL && cname && strcmp(cname, "unet") == 0,
                    "%s: before lora_apply no module names a merged weight", cn);
-    ok = check(lora_apply(l, &comp, "unet", scale, &err) == 0 && lora_check_applied(l, &err) == 0,
+    ok = check(lora_apply(l, &comp, "unet", scale, LORA_MERGE_F32, &err) == 0 && lora_check_applied(l, &err) == 0,
                "%s: lora_apply at scale %g %s", cn, scale, err.msg);
     /* every module names its merged weight, and that weight is a private copy */
     size_t named = 0;
@@ -314,7 +321,7 @@ static int merged_with(const struct conf_suite *s, const char *path, float scale
                        struct component *c, struct os_err *err)
 {
     if (open_unet(s, "sd-turbo-tiny", m, c, err)) return -1;
-    if (lora_apply_file(c, "unet", path, scale, err)) {
+    if (lora_apply_file(c, "unet", path, scale, LORA_MERGE_F32, err)) {
         close_unet(*m, c);
         return -1;
     }
@@ -354,12 +361,12 @@ static void stacking(const struct conf_suite *s, const char *kohya)
     struct component comp;
     if (!check(open_unet(s, "sd-turbo-tiny", &m, &comp, &err) == 0, "open unet %s", err.msg)) return;
     struct st_file *f = conf_case_file(s, c);
-    int ok = check(lora_apply_file(&comp, "unet", kohya, 0.5f, &err) == 0, "stack: kohya LoRA at 0.5 %s", err.msg);
+    int ok = check(lora_apply_file(&comp, "unet", kohya, 0.5f, LORA_MERGE_F32, &err) == 0, "stack: kohya LoRA at 0.5 %s", err.msg);
     const struct tensor *t0 = comp.tensors;
     const void *q = NULL;
     const struct tensor *tq = component_get(&comp, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight");
     if (tq) q = tq->data;
-    ok = ok && check(lora_apply_file(&comp, "unet", tmp_path("peft.safetensors"), 0.5f, &err) == 0,
+    ok = ok && check(lora_apply_file(&comp, "unet", tmp_path("peft.safetensors"), 0.5f, LORA_MERGE_F32, &err) == 0,
                      "stack: then the peft copy at 0.5 %s", err.msg);
     if (ok && f) {
         check(comp.tensors == t0 && tq && tq->data == q && count_merged(&comp) == 197,
@@ -423,7 +430,7 @@ static void expect_error(const struct conf_suite *s, const char *what, const cha
         return;
     }
     const void *data0 = c.tensors[0].data;
-    int rc = lora_apply_file(&c, "unet", path, scale, &err);
+    int rc = lora_apply_file(&c, "unet", path, scale, LORA_MERGE_F32, &err);
     check(rc != 0 && strstr(err.msg, needle) && (!needle2 || strstr(err.msg, needle2)) &&
               (strstr(err.msg, path) || strstr(err.msg, "lora")),
           "%s -> error naming \"%s\"%s%s: %s", what, needle, needle2 ? " and " : "", needle2 ? needle2 : "", err.msg);
@@ -577,7 +584,7 @@ static void text_encoder(const struct conf_suite *s, const char *model, const ch
     tensor_read_f32(q, 0, (int64_t)nq, q0);
     tensor_read_f32(fc, 0, (int64_t)nf, f0);
     const float scale = 0.75f;
-    if (check(lora_apply_file(&c, comp_name, path, scale, &err) == 0, "%s LoRA (%s...) applies to %s/%s %s", prefix,
+    if (check(lora_apply_file(&c, comp_name, path, scale, LORA_MERGE_F32, &err) == 0, "%s LoRA (%s...) applies to %s/%s %s", prefix,
               prefix, model, comp_name, err.msg)) {
         q = component_get(&c, "text_model.encoder.layers.0.self_attn.q_proj.weight");
         fc = component_get(&c, "text_model.encoder.layers.1.mlp.fc1.weight");
@@ -612,6 +619,145 @@ static void text_encoder(const struct conf_suite *s, const char *model, const ch
 done:
     component_close(&c);
     model_dir_close(m);
+}
+
+/* LORA_MERGE_STORED on the suite's float16 UNet file: the merged weights
+ * stay F16 (half the bytes of the f32 copies), the untouched ones stay in
+ * the mapping, and each element is peft's CPU float16 merge,
+ * f16(W + f16(delta)): within two f16 roundings of the f32 merge
+ * W + delta, i.e. |stored - f32| <= 2^-11 (|delta| + |W + delta|)
+ * (2^-11: half an f16 ulp, relative), times 1 + 2^-10 for the float32
+ * roundings on both sides (2^-24 relative each), plus 2^-23 for the
+ * absolute half-ulps (2^-25) of f16 subnormals. A second LoRA merges into
+ * the same f16 buffers in place. */
+static void stored_dtype(const struct conf_suite *s, const char *kohya)
+{
+    struct os_err err = {{0}};
+    struct model_dir *m0, *m1, *m2;
+    struct component w0, f32m, st;
+    if (!check(open_unet_variant(s, "sd-turbo-tiny", VARIANT_FP16, &m0, &w0, &err) == 0,
+               "stored: open the fp16 UNet file %s", err.msg))
+        return;
+    if (!check(open_unet_variant(s, "sd-turbo-tiny", VARIANT_FP16, &m1, &f32m, &err) == 0, "stored: open it again %s",
+               err.msg)) {
+        close_unet(m0, &w0);
+        return;
+    }
+    if (!check(open_unet_variant(s, "sd-turbo-tiny", VARIANT_FP16, &m2, &st, &err) == 0, "stored: and a third time %s",
+               err.msg)) {
+        close_unet(m0, &w0);
+        close_unet(m1, &f32m);
+        return;
+    }
+    int ok = check(lora_apply_file(&f32m, "unet", kohya, 1.0f, LORA_MERGE_F32, &err) == 0,
+                   "stored: f32 merge into the f16 UNet %s", err.msg);
+    ok = ok && check(lora_apply_file(&st, "unet", kohya, 1.0f, LORA_MERGE_STORED, &err) == 0,
+                     "stored: stored-dtype merge into the f16 UNet %s", err.msg);
+    if (ok) {
+        size_t merged = 0, f16s = 0, bytes_st = 0, bytes_f32 = 0, over = 0;
+        double worst = 0;
+        for (size_t i = 0; i < st.ntensors; i++) {
+            const struct tensor *t = &st.tensors[i];
+            if (in_mapping(&st, t->data)) continue;
+            merged++;
+            f16s += t->dtype == DT_F16;
+            const struct tensor *a = component_get(&f32m, t->name), *o = component_get(&w0, t->name);
+            if (!a || !o) continue;
+            bytes_st += (size_t)tensor_numel(t) * dtype_size(t->dtype);
+            bytes_f32 += (size_t)tensor_numel(a) * dtype_size(a->dtype);
+            for (int64_t k = 0; k < tensor_numel(t); k++) {
+                double got = tensor_get_f32(t, k), want = tensor_get_f32(a, k), w = tensor_get_f32(o, k);
+                double tol = 0x1p-11 * (fabs(want - w) + fabs(want)) * (1 + 0x1p-10) + 0x1p-23;
+                double e = fabs(got - want) / tol;
+                if (e > worst) worst = e;
+                over += e > 1;
+            }
+        }
+        check(merged == 197 && f16s == 197, "stored: the 197 merged weights are F16 copies (%zu merged, %zu F16)",
+              merged, f16s);
+        check(bytes_f32 == 2 * bytes_st, "stored: %zu bytes of copies instead of %zu", bytes_st, bytes_f32);
+        check(over == 0, "stored: every element within two f16 roundings of the f32 merge (worst %.3f of the bound, "
+                         "%zu over)", worst, over);
+        /* stacking: the second merge reuses the f16 buffers */
+        const struct tensor *tq = component_get(&st, "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight");
+        const void *q = tq ? tq->data : NULL;
+        const struct tensor *t0 = st.tensors;
+        check(lora_apply_file(&st, "unet", kohya, 0.5f, LORA_MERGE_STORED, &err) == 0 && st.tensors == t0 && tq &&
+                  tq->data == q && tq->dtype == DT_F16 && count_merged(&st) == 197,
+              "stored: a second LoRA merges into the same F16 buffers %s", err.msg);
+    }
+    close_unet(m0, &w0);
+    close_unet(m1, &f32m);
+    close_unet(m2, &st);
+}
+
+/* The library's default (onestep_load_params.lora_dtype NULL = "auto"): the
+ * reference keeps merged weights in f32, the fast backends in the weights'
+ * own dtype. Seen through --dump's lora.fused.* of the fp16 UNet: with
+ * "stored" every fused value is an f16 value; with f32 (W + delta rounded
+ * to float32) most are not. */
+struct fused_count {
+    size_t values, not_f16;
+};
+
+static void count_fused(void *user, const char *name, enum onestep_dtype dtype, const void *data, int ndim,
+                        const int64_t *shape)
+{
+    struct fused_count *c = user;
+    if (strncmp(name, "lora.fused.", 11) != 0 || dtype != ONESTEP_F32) return;
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    const float *f = data;
+    for (size_t i = 0; i < n; i++) c->not_f16 += f16_to_f32(f32_to_f16(f[i])) != f[i];
+    c->values += n;
+}
+
+static void default_dtype(const struct conf_suite *s, const char *kohya)
+{
+    static const char *const backends[] = {"ref", "auto"};
+    static const char *const modes[] = {NULL, "f32", "stored"};
+    for (int b = 0; b < 2; b++)
+        for (int md = 0; md < 3; md++) {
+            struct onestep_lora lora = {kohya, 1.0f};
+            struct onestep_load_params lp;
+            onestep_load_default_params(&lp);
+            lp.model = conf_path(s, "sd-turbo-tiny");
+            lp.variant = "fp16";
+            lp.backend = backends[b];
+            lp.loras = &lora;
+            lp.nloras = 1;
+            lp.lora_dtype = modes[md];
+            struct onestep_ctx *ctx = NULL;
+            struct onestep_err err = {{0}};
+            int loaded = onestep_load(&lp, &ctx, &err) == 0;
+            if (!check(loaded, "lora_dtype %s on %s: load%s%s", modes[md] ? modes[md] : "auto", backends[b],
+                       loaded ? "" : ": ", loaded ? "" : err.msg))
+                continue;
+            struct onestep_info info;
+            onestep_get_info(ctx, &info);
+            if (b == 1 && !strcmp(info.backend, "ref")) {
+                check_skip("lora_dtype: no backend other than ref here");
+                onestep_free(ctx);
+                continue;
+            }
+            struct onestep_params p;
+            onestep_default_params(ctx, &p);
+            p.prompt = "a cat";
+            p.width = p.height = 64;
+            p.skip_stages = 1u << ONESTEP_STAGE_TEXT | 1u << ONESTEP_STAGE_UNET | 1u << ONESTEP_STAGE_VAE;
+            struct fused_count c = {0, 0};
+            p.dump = count_fused;
+            p.dump_user = &c;
+            struct onestep_image img = {0};
+            int rc = onestep_generate(ctx, &p, &img, &err);
+            onestep_image_free(&img);
+            onestep_free(ctx);
+            int want_f16 = modes[md] ? !strcmp(modes[md], "stored") : b == 1;
+            check(rc == 0 && c.values > 0 && (want_f16 ? c.not_f16 == 0 : c.not_f16 > c.values / 2),
+                  "lora_dtype %s on %s: merged weights kept as %s (%zu of %zu fused values not f16) %s",
+                  modes[md] ? modes[md] : "auto", info.backend, want_f16 ? "f16" : "f32", c.not_f16, c.values,
+                  rc ? err.msg : "");
+        }
 }
 
 /* ---- --lora FILE[:SCALE] ---- */
@@ -669,6 +815,8 @@ int main(void)
     if (kohya && g_modules) {
         peft_layout(&s, kohya);
         stacking(&s, kohya);
+        stored_dtype(&s, kohya);
+        default_dtype(&s, kohya);
     }
     bad_files(&s);
     text_encoder(&s, "sd-turbo-tiny", "text_encoder", "lora_te_");

@@ -68,6 +68,8 @@ static void usage(FILE *f)
             "      --scheduler-config FILE  use this scheduler_config.json (e.g. an LCMScheduler one)\n"
             "      --timesteps LIST    custom timesteps, e.g. 399 or 999,749,499,249 (LCM / DMD2)\n"
             "      --lora FILE[:SCALE] apply a LoRA (kohya or diffusers layout); repeatable\n"
+            "      --lora-dtype D      merged LoRA weights: f32, stored (f16 weights stay f16: half the memory)\n"
+            "                          or auto (default: f32 on --backend ref, stored on the others)\n"
             "      --taesd DIR         decode with TAESD (AutoencoderTiny) instead of the VAE\n"
             "      --preview DIR       write each step's predicted image to DIR/step-N.png\n"
             "      --vae-tiling        decode in overlapping tiles (bounded memory for large images)\n"
@@ -214,6 +216,10 @@ static void parse_args(struct cli *c, int argc, char **argv, int first)
             c->loras[c->nloras].path = path;
             c->loras[c->nloras].scale = scale;
             c->nloras++;
+        } else if (!strcmp(a, "--lora-dtype")) {
+            c->lp.lora_dtype = need(argc, argv, &i);
+            if (strcmp(c->lp.lora_dtype, "auto") && strcmp(c->lp.lora_dtype, "f32") && strcmp(c->lp.lora_dtype, "stored"))
+                die("--lora-dtype %s: expected auto, f32 or stored", c->lp.lora_dtype);
         } else if (!strcmp(a, "--taesd")) {
             c->lp.taesd = need(argc, argv, &i);
         } else if (!strcmp(a, "--preview")) {

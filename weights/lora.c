@@ -359,13 +359,16 @@ static int is_owned(const struct component *c, const void *p)
     return 0;
 }
 
-/* W += scaling · up · down on the private f32 copy w[out x inner]. Each
- * element sums its r products in double in ascending r (the products of
- * widened f16/f32 values are exact in double) and rounds once: the float32
- * B @ A that peft computes, correctly rounded. Then, as peft does in float32,
- * delta * scaling and W + delta, one rounding each. */
-static int merge(float *w, const struct tensor *up, const struct tensor *down, float scaling, int64_t out,
-                 int64_t inner, int64_t r)
+/* W += scaling · up · down on the private copy w[out x inner] (dtype dt).
+ * Each element sums its r products in double in ascending r (the products
+ * of widened f16/f32 values are exact in double) and rounds once: the
+ * float32 B @ A that peft computes, correctly rounded. Then, as peft does in
+ * float32, delta * scaling. Into an f32 weight: W + delta, one rounding.
+ * Into an f16/bf16 weight (LORA_MERGE_STORED), as peft on the CPU: delta
+ * rounded to the weight's dtype, then the in-place half add, which torch
+ * computes in float and rounds once. */
+static int merge(void *w, enum dtype dt, const struct tensor *up, const struct tensor *down, float scaling,
+                 int64_t out, int64_t inner, int64_t r)
 {
     double *acc = OS_MALLOC((size_t)inner * sizeof *acc);
     float *dm = OS_MALLOC((size_t)(r * inner) * sizeof *dm);
@@ -385,11 +388,20 @@ static int merge(float *w, const struct tensor *up, const struct tensor *down, f
             const float *drow = dm + k * inner;
             for (int64_t j = 0; j < inner; j++) acc[j] += u * (double)drow[j];
         }
-        float *wr = w + o * inner;
         for (int64_t j = 0; j < inner; j++) {
             float delta = (float)acc[j];
             delta = delta * scaling;
-            wr[j] = wr[j] + delta;
+            size_t at = (size_t)(o * inner + j);
+            if (dt == DT_F32) {
+                float *wr = (float *)w;
+                wr[at] = wr[at] + delta;
+            } else if (dt == DT_F16) {
+                uint16_t *wr = (uint16_t *)w;
+                wr[at] = f32_to_f16(f16_to_f32(wr[at]) + f16_to_f32(f32_to_f16(delta)));
+            } else {
+                uint16_t *wr = (uint16_t *)w;
+                wr[at] = f32_to_bf16(bf16_to_f32(wr[at]) + bf16_to_f32(f32_to_bf16(delta)));
+            }
         }
     }
     OS_FREE(acc);
@@ -415,7 +427,8 @@ static int ldm_name(const char *module)
            strncmp(module, "output_blocks", 13) == 0;
 }
 
-int lora_apply(struct lora *l, struct component *c, const char *component, float scale, struct os_err *err)
+int lora_apply(struct lora *l, struct component *c, const char *component, float scale, enum lora_merge mode,
+               struct os_err *err)
 {
     if (!isfinite(scale)) return os_fail(err, "%s: the LoRA scale must be a finite number", l->path);
     size_t nk = 0;
@@ -494,19 +507,22 @@ int lora_apply(struct lora *l, struct component *c, const char *component, float
          * as a float32 scalar */
         const double alpha = m->alpha ? tensor_get_f32(m->alpha, 0) : (double)r;
         const float scaling = (float)(alpha / (double)r * (double)scale);
-        float *data = (float *)w->data;
-        if (w->dtype != DT_F32 || !is_owned(c, w->data)) {
-            data = OS_MALLOC((size_t)(out * inner) * sizeof *data);
+        /* the private copy: f32, or (LORA_MERGE_STORED) the weight's own f16/bf16 */
+        enum dtype dt = mode == LORA_MERGE_STORED && (w->dtype == DT_F16 || w->dtype == DT_BF16) ? w->dtype : DT_F32;
+        if (w->dtype != dt || !is_owned(c, w->data)) {
+            const size_t n = (size_t)(out * inner);
+            void *data = OS_MALLOC(n * dtype_size(dt));
             if (!data || component_own(c, data)) {
                 OS_FREE(data);
                 rc = os_fail(err, "out of memory for the merged copy of %s", w->name);
                 break;
             }
-            tensor_read_f32(w, 0, out * inner, data);
+            if (dt == DT_F32) tensor_read_f32(w, 0, out * inner, data);
+            else memcpy(data, w->data, n * dtype_size(dt));
             w->data = data;
-            w->dtype = DT_F32;
+            w->dtype = dt;
         }
-        if (merge(data, m->up, m->down, scaling, out, inner, r)) rc = os_fail(err, "out of memory");
+        if (merge((void *)w->data, dt, m->up, m->down, scaling, out, inner, r)) rc = os_fail(err, "out of memory");
         m->applied = 1;
         m->target = w->name;
     }
@@ -525,7 +541,8 @@ int lora_check_applied(const struct lora *l, struct os_err *err)
                    n == 1 ? " was" : "s were", list, n > 3 ? ", ..." : "");
 }
 
-int lora_apply_file(struct component *c, const char *component, const char *path, float scale, struct os_err *err)
+int lora_apply_file(struct component *c, const char *component, const char *path, float scale, enum lora_merge mode,
+                    struct os_err *err)
 {
     struct lora *l;
     if (lora_open(path, &l, err)) return -1;
@@ -537,7 +554,7 @@ int lora_apply_file(struct component *c, const char *component, const char *path
             list_add(list, sizeof list, &n, prefixes[l->m[i].prefix].prefix, l->m[i].module);
     int rc = n ? os_fail(err, "%s: %zu LoRA module%s to another component than the %s and would not be applied (%s%s)",
                          path, n, n == 1 ? " belongs" : "s belong", component, list, n > 3 ? ", ..." : "")
-               : lora_apply(l, c, component, scale, err);
+               : lora_apply(l, c, component, scale, mode, err);
     lora_close(l);
     return rc;
 }

@@ -23,11 +23,12 @@
  * to_q, proj_in, time_emb_proj), so it is resolved against the component's
  * actual tensor names, as diffusers does.
  *
- * Merged tensors become private float32 copies owned by the component (the
- * LoRA's f16/bf16 values widened exactly, the product accumulated in double
- * and rounded once, then peft's float32 `delta * scaling` and `W + delta`);
- * every other tensor stays in the file mapping. Several LoRAs stack: each is
- * added onto the result of the previous ones, in the order applied.
+ * Merged tensors become private copies owned by the component (the LoRA's
+ * f16/bf16 values widened exactly, the product accumulated in double and
+ * rounded once, then peft's float32 `delta * scaling`); every other tensor
+ * stays in the file mapping. Several LoRAs stack: each is added onto the
+ * result of the previous ones, in the order applied. The copies' dtype is
+ * the caller's choice (enum lora_merge).
  *
  * Order of calls: open the component, lora_apply every LoRA to it, THEN
  * *_load it (unet_load, clip_load): the first merge replaces the component's
@@ -41,6 +42,17 @@
 
 struct lora;
 
+/* How a merged weight is kept.
+ *   LORA_MERGE_F32: a float32 copy, W + delta rounded once (the reference's
+ *     choice: nothing is lost to the weight's dtype).
+ *   LORA_MERGE_STORED: a weight stored as f16/bf16 stays f16/bf16, merged
+ *     as diffusers' fuse_lora leaves a float16 pipeline's weights (peft on
+ *     the CPU: delta in float32, rounded to the weight's dtype, then added
+ *     in that dtype). Half the memory of LORA_MERGE_F32: LCM-LoRA touches
+ *     most of SDXL's UNet, ~5 GB of copies instead of ~10 GB. f32 weights
+ *     merge as with LORA_MERGE_F32. */
+enum lora_merge { LORA_MERGE_F32, LORA_MERGE_STORED };
+
 /* Open and validate a LoRA safetensors file: every key must be a known layout
  * (prefix, module, .lora_down/.lora_up/.alpha or peft suffixes), every
  * module must have exactly one down and one up of a float dtype with
@@ -53,7 +65,8 @@ void lora_close(struct lora *l);
  * "text_encoder_2") into c with strength `scale`. Every one of those modules
  * must match a weight of c with a compatible shape, else nothing is changed
  * and the error lists a few unmatched modules or names both shapes. */
-int lora_apply(struct lora *l, struct component *c, const char *component, float scale, struct os_err *err);
+int lora_apply(struct lora *l, struct component *c, const char *component, float scale, enum lora_merge mode,
+               struct os_err *err);
 
 /* Modules of the file for `component` (NULL: all). */
 size_t lora_nmodules(const struct lora *l, const char *component);
@@ -70,7 +83,8 @@ const char *lora_merged_weight(const struct lora *l, size_t i, const char **comp
 int lora_check_applied(const struct lora *l, struct os_err *err);
 
 /* open + apply to one component + check_applied + close. */
-int lora_apply_file(struct component *c, const char *component, const char *path, float scale, struct os_err *err);
+int lora_apply_file(struct component *c, const char *component, const char *path, float scale, enum lora_merge mode,
+                    struct os_err *err);
 
 /* The CLI's "FILE[:SCALE]": *path gets a new string (OS_FREE it), *scale the
  * number after the last ':' when that is a finite number, else 1. */
