@@ -79,6 +79,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(REF_FLAGS) $(CFLAGS) -c $< -o $@
 
+# The LoRA merge shares its rows among OpenMP threads (same bits as one
+# thread: weights/lora.c says why).
+$(BUILD)/weights/lora.o: BASE_CFLAGS += $(OMP)
+
 define simd_isa_rule
 $(BUILD)/simd/$(1)/%.o: simd/%.c
 	@mkdir -p $$(dir $$@)

@@ -191,6 +191,7 @@ static int load_all(struct onestep_ctx *ctx, const struct onestep_load_params *p
                 lora_apply(lo, &ctx->te_comp[i], component_names[i][1], p->loras[l].scale, merge_mode, e))
                 return -1;
         if (lora_check_applied(lo, e)) return -1;
+        lora_release_pages(lo);
     }
     for (int i = 0; i < ctx->nenc; i++)
         if (clip_load(&ctx->te[i], &ctx->te_comp[i], e)) return -1;

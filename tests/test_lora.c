@@ -16,6 +16,7 @@
 
 #include "../ref/onestep.h"
 #include "../ref/unet.h"
+#include "../tools/lib/rss.h"
 #include "../weights/lora.h"
 #include "lib/check.h"
 #include "lib/conformance.h"
@@ -651,8 +652,17 @@ static void stored_dtype(const struct conf_suite *s, const char *kohya)
     }
     int ok = check(lora_apply_file(&f32m, "unet", kohya, 1.0f, LORA_MERGE_F32, &err) == 0,
                    "stored: f32 merge into the f16 UNet %s", err.msg);
+    /* every page of st's mapping resident, so the release below shows */
+    volatile unsigned sink = 0;
+    for (size_t i = 0; i < st.ntensors; i++) {
+        const unsigned char *b = st.tensors[i].data;
+        size_t n = (size_t)tensor_numel(&st.tensors[i]) * dtype_size(st.tensors[i].dtype);
+        for (size_t j = 0; j < n; j += 512) sink += b[j];
+    }
+    long long file0 = rss_file_current();
     ok = ok && check(lora_apply_file(&st, "unet", kohya, 1.0f, LORA_MERGE_STORED, &err) == 0,
                      "stored: stored-dtype merge into the f16 UNet %s", err.msg);
+    long long file1 = rss_file_current();
     if (ok) {
         size_t merged = 0, f16s = 0, bytes_st = 0, bytes_f32 = 0, over = 0;
         double worst = 0;
@@ -676,6 +686,14 @@ static void stored_dtype(const struct conf_suite *s, const char *kohya)
         check(merged == 197 && f16s == 197, "stored: the 197 merged weights are F16 copies (%zu merged, %zu F16)",
               merged, f16s);
         check(bytes_f32 == 2 * bytes_st, "stored: %zu bytes of copies instead of %zu", bytes_st, bytes_f32);
+        /* the originals' pages leave RSS at the merge (rounded out to whole
+         * pages, so a little more; the LoRA file was read meanwhile) */
+        if (file0 < 0 || file1 < 0)
+            check_skip("stored: RssFile not reported here");
+        else
+            check(file0 - file1 >= (long long)bytes_st * 9 / 10,
+                  "stored: the merged originals' pages left RSS (RssFile %lld -> %lld KiB, %zu KiB merged)",
+                  file0 / 1024, file1 / 1024, bytes_st / 1024);
         check(over == 0, "stored: every element within two f16 roundings of the f32 merge (worst %.3f of the bound, "
                          "%zu over)", worst, over);
         /* stacking: the second merge reuses the f16 buffers */

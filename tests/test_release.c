@@ -16,24 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../tools/lib/rss.h"
 #include "../tools/lib/synth.h"
 #include "../weights/model_dir.h"
 #include "lib/check.h"
 
 static char tmpdir[64];
-
-/* RssFile in bytes, or -1 if the kernel does not report it. */
-static long long rss_file(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "RssFile: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
 
 static size_t component_bytes(const struct component *c)
 {
@@ -86,24 +74,24 @@ static void run(const char *path, const char *what, int sdxl)
     component_release_pages(&unet);
     component_release_pages(&vae);
     component_release_pages(&te);
-    long long r0 = rss_file();
+    long long r0 = rss_file_current();
     uint64_t hu = component_hash(&unet);
-    long long r1 = rss_file();
+    long long r1 = rss_file_current();
     uint64_t hv = component_hash(&vae), ht = component_hash(&te);
-    long long r2 = rss_file();
+    long long r2 = rss_file_current();
     check(about(r1 - r0, ub), "%s: reading the unet (%zu bytes) raises RssFile by %lld", what, ub, r1 - r0);
     check(about(r2 - r1, vb + tb), "%s: reading the vae and %s (%zu bytes) raises RssFile by %lld", what, te_name,
           vb + tb, r2 - r1);
 
     component_release_pages(&unet);
-    long long r3 = rss_file();
+    long long r3 = rss_file_current();
     check(about(r2 - r3, ub), "%s: releasing the unet lowers RssFile by %lld (its %zu bytes)", what, r2 - r3, ub);
     component_release_pages(&vae);
-    long long r4 = rss_file();
+    long long r4 = rss_file_current();
     check(about(r3 - r4, vb), "%s: releasing the vae lowers RssFile by %lld (its %zu bytes), the %s stays", what,
           r3 - r4, vb, te_name);
     component_release_pages(&te);
-    long long r5 = rss_file();
+    long long r5 = rss_file_current();
     check(about(r4 - r5, tb), "%s: releasing the %s lowers RssFile by %lld (its %zu bytes)", what, te_name, r4 - r5,
           tb);
 
@@ -146,7 +134,7 @@ static int make(const char *model, enum synth_layout layout, enum dtype dt, cons
 
 int main(void)
 {
-    if (rss_file() < 0) {
+    if (rss_file_current() < 0) {
         check_skip("no RssFile in /proc/self/status: page release cannot be measured here");
         return check_summary();
     }

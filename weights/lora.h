@@ -82,6 +82,10 @@ const char *lora_merged_weight(const struct lora *l, size_t i, const char **comp
  * applied (e.g. text-encoder modules when only the UNet was given). */
 int lora_check_applied(const struct lora *l, struct os_err *err);
 
+/* Drop the LoRA file's pages from RSS once it is applied everywhere (the
+ * merged copies hold what it contributed; lora_merged_weight still works). */
+void lora_release_pages(struct lora *l);
+
 /* open + apply to one component + check_applied + close. */
 int lora_apply_file(struct component *c, const char *component, const char *path, float scale, enum lora_merge mode,
                     struct os_err *err);

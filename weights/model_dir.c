@@ -357,6 +357,11 @@ void component_release_pages(struct component *c)
     OS_FREE(s);
 }
 
+void component_release_range(const struct component *c, const void *p, size_t len)
+{
+    st_release_range(c->file ? c->file : c->view_of, p, len);
+}
+
 void model_tokenizer_files_free(struct model_tokenizer_files *f)
 {
     OS_FREE(f->vocab_json);

@@ -133,6 +133,9 @@ int component_check_unused(const struct component *c, const char *const *ignore,
  * back in if read again). A component of a single-file checkpoint releases
  * the pages under its own tensors only; other components' pages stay. */
 void component_release_pages(struct component *c);
+/* The same for the pages under [p, p + len) only, when they belong to c's
+ * mapping (a LoRA-merged tensor's original, no longer read). */
+void component_release_range(const struct component *c, const void *p, size_t len);
 
 /* For loaders that fill a component their own way (weights/single_file.c).
  * component_begin: c zeroed, c->name a copy of `name`, c->dir = `dir`

@@ -27,6 +27,11 @@ long long rss_current(void)
     return status_kb("VmRSS");
 }
 
+long long rss_file_current(void)
+{
+    return status_kb("RssFile");
+}
+
 long long rss_peak(void)
 {
     long long v = status_kb("VmHWM");

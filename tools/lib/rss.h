@@ -13,6 +13,8 @@
 
 /* Bytes, or -1 where the system does not say. */
 long long rss_current(void);
+/* The file-backed part of it (RssFile: mapped weights), -1 where not said. */
+long long rss_file_current(void);
 long long rss_peak(void);
 /* Start a new high-water mark: 0, or -1 where it cannot be reset. */
 int rss_reset_peak(void);
