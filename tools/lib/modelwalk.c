@@ -188,17 +188,25 @@ static void close_models(struct models *m)
     model_dir_close(m->md);
 }
 
+/* ops_null (nothing computed) with the three kernels that do the
+ * arithmetic counting their FLOPs into *cnt. */
+static struct ops counting_ops(struct counter *cnt)
+{
+    struct ops o = *ops_null();
+    o.name = "count";
+    o.state = cnt;
+    o.linear = count_linear;
+    o.conv2d = count_conv2d;
+    o.attention = count_attention;
+    return o;
+}
+
 static int walk_all(struct models *m, const char *path, int W, int H, int with_encoder, struct mw_report *r,
                     struct os_err *err)
 {
     static const char *const te_names[2] = {"text_encoder", "text_encoder_2"};
     struct counter cnt;
-    struct ops o = *ops_null();
-    o.name = "count";
-    o.state = &cnt;
-    o.linear = count_linear;
-    o.conv2d = count_conv2d;
-    o.attention = count_attention;
+    struct ops o = counting_ops(&cnt);
     struct walk w = {r, 0, 0};
     struct dump_hook hook = {on_dump, &w};
     struct arena a;
@@ -393,12 +401,7 @@ int modelwalk_taesd(const char *dir, int lh, int lw, struct mw_stage *s, struct 
     for (size_t k = 0; k < c.ntensors; k++)
         if (!strncmp(c.tensors[k].name, "decoder.", 8)) s->params += (uint64_t)tensor_numel(&c.tensors[k]);
     struct counter cnt = {0, 0, 0};
-    struct ops o = *ops_null();
-    o.name = "count";
-    o.state = &cnt;
-    o.linear = count_linear;
-    o.conv2d = count_conv2d;
-    o.attention = count_attention;
+    struct ops o = counting_ops(&cnt);
     struct arena a;
     arena_init_measure(&a);
     rc = taesd_decode(t, &o, &a, lat, lh, lw, img, NULL, err);
