@@ -21,6 +21,7 @@
 #include "lib/check.h"
 #include "lib/conformance.h"
 #include "lib/dumps.h"
+#include "lib/measured.h"
 
 /* ---- the tiny UNet ---- */
 
@@ -71,24 +72,6 @@ static float *weight_f32(struct component *c, const char *name, size_t *n)
     return d;
 }
 
-static size_t run_unet(const struct unet *u, const float *x, int h, int w, float t, const struct unet_cond *cond,
-                       float *eps, const struct dump_hook *dump, struct os_err *err)
-{
-    struct arena meas;
-    arena_init_measure(&meas);
-    if (unet_forward(u, ops_null(), &meas, x, h, w, t, cond, eps, NULL, err)) {
-        arena_destroy(&meas);
-        return 0;
-    }
-    size_t peak = meas.peak;
-    arena_destroy(&meas);
-    struct arena a;
-    if (arena_init(&a, ops_ref(), peak, err)) return 0;
-    int rc = unet_forward(u, ops_ref(), &a, x, h, w, t, cond, eps, dump, err);
-    arena_destroy(&a);
-    return rc ? 0 : peak;
-}
-
 /* Run the merged UNet on every step's input of case c and compare. With
  * expect_fail, check instead that step1.noise_pred is NOT within tolerance
  * (the unmerged UNet against a LoRA case: the comparison can fail). */
@@ -120,7 +103,7 @@ static void unet_steps(const struct conf_suite *s, const struct json *c, const s
         }
         struct dumps ds = {.o = ops_ref()};
         struct dump_hook hook = {dumps_fn, &ds};
-        if (check(run_unet(&u, x, h, w, t[0], &cond, eps, k == 1 && !expect_fail ? &hook : NULL, &err) > 0,
+        if (check(unet_measured_run(&u, x, h, w, t[0], &cond, eps, k == 1 && !expect_fail ? &hook : NULL, NULL, NULL, &err) > 0,
                   "%s (%s) step %d: unet_forward %s", cn, label, k, err.msg)) {
             if (expect_fail) {
                 size_t rn;

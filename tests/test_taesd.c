@@ -160,9 +160,7 @@ static const char tiny_config[] =
  * checked against the tiny checkpoint before it is trusted. Data: a value
  * chosen by `fill` (NULL data = shapes only, for ops_null). */
 struct synth {
-    struct tensor *t;
-    size_t n, cap;
-    struct component *owner;
+    struct tensor_list l;
     int with_data;
 };
 
@@ -183,32 +181,16 @@ static void add(struct synth *s, enum role r, int ndim, int64_t d0, int64_t d1, 
     CHECK_PRINTF(6, 7);
 static void add(struct synth *s, enum role r, int ndim, int64_t d0, int64_t d1, const char *fmt, ...)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 128;
-        s->t = realloc(s->t, s->cap * sizeof *s->t);
-    }
-    char name[160];
+    const int64_t d[4] = {d0, d1, 3, 3};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    struct tensor *t = tensor_list_vadd(&s->l, ndim, d, fmt, ap);
     va_end(ap);
-    struct tensor *t = &s->t[s->n++];
-    memset(t, 0, sizeof *t);
-    char *nm = os_strdup(name);
-    component_own(s->owner, nm);
-    t->name = nm;
-    t->dtype = DT_F32;
-    t->ndim = ndim;
-    t->shape[0] = d0;
-    if (ndim == 4) {
-        t->shape[1] = d1;
-        t->shape[2] = t->shape[3] = 3;
-    }
     if (s->with_data) {
-        float *d = malloc(sizeof(float) * (size_t)tensor_numel(t));
-        fill(d, r, d0, d1);
-        component_own(s->owner, d);
-        t->data = d;
+        float *data = malloc(sizeof(float) * (size_t)tensor_numel(t));
+        fill(data, r, d0, d1);
+        component_own(s->l.owner, data);
+        t->data = data;
     }
 }
 
@@ -251,10 +233,10 @@ static const int tiny_dec[4] = {3, 3, 3, 1}, tiny_enc[4] = {1, 3, 3, 3};
 static void check_synth_matches(const struct component *tiny)
 {
     struct component own = {0};
-    struct synth s = {.owner = &own};
+    struct synth s = {.l.owner = &own};
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
-    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.n);
-    free(s.t);
+    check(same_layout(s.l.t, s.l.n, tiny), "the test's synthetic AutoencoderTiny layout reproduces taesd-tiny (%zu tensors)", s.l.n);
+    free(s.l.t);
     component_close(&own);
 }
 
@@ -404,11 +386,11 @@ static void open_dir_errors(const struct conf_suite *s)
 static void encoder_analytic(void)
 {
     struct component holder = {0}, c;
-    struct synth s = {.owner = &holder, .with_data = 1};
+    struct synth s = {.l.owner = &holder, .with_data = 1};
     synth_taesd(&s, 8, 4, tiny_dec, tiny_enc, 4, 1);
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
-    if (!check(mem_component(&c, "taesd", tiny_config, s.t, s.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
+    if (!check(mem_component(&c, "taesd", tiny_config, s.l.t, s.l.n, &err) == 0 && taesd_load(t, &c, &err) == 0 && t->has_encoder,
                "analytic AutoencoderTiny loads with its encoder %s", err.msg))
         goto done;
     const int H = 32, W = 48, h = H / 8, w = W / 8;
@@ -430,7 +412,7 @@ static void encoder_analytic(void)
     free(lat);
 done:
     free(t);
-    free(s.t);
+    free(s.l.t);
     component_close(&c);
     component_close(&holder);
 }
@@ -440,12 +422,12 @@ done:
 static void full_size_peaks(void)
 {
     struct component holder = {0}, c;
-    struct synth s = {.owner = &holder};
+    struct synth s = {.l.owner = &holder};
     synth_taesd(&s, 64, 4, tiny_dec, tiny_enc, 4, 1);
     struct os_err err = {{0}};
     struct taesd *t = malloc(sizeof *t);
     /* madebyollin/taesd's config: every default of AutoencoderTiny */
-    if (check(mem_component(&c, "taesd", "{\"_class_name\": \"AutoencoderTiny\"}", s.t, s.n, &err) == 0 &&
+    if (check(mem_component(&c, "taesd", "{\"_class_name\": \"AutoencoderTiny\"}", s.l.t, s.l.n, &err) == 0 &&
                   taesd_load(t, &c, &err) == 0,
               "the full-size TAESD (64 channels, AutoencoderTiny defaults) loads from a shapes-only checkpoint %s",
               err.msg)) {
@@ -467,7 +449,7 @@ static void full_size_peaks(void)
         }
     }
     free(t);
-    free(s.t);
+    free(s.l.t);
     component_close(&c);
     component_close(&holder);
 }

@@ -14,6 +14,7 @@
 #include "lib/components.h"
 #include "lib/conformance.h"
 #include "lib/dumps.h"
+#include "lib/measured.h"
 
 /* ---- models ---- */
 
@@ -43,29 +44,6 @@ static void model_close(struct model *md)
     unet_free(&md->u);
     component_close(&md->c);
     model_dir_close(md->m);
-}
-
-/* Measure on ops_null, then run on the reference in an arena of exactly the
- * measured size. Returns the measured peak in bytes (0 on failure). */
-static size_t run_unet(const struct unet *u, const float *x, int h, int w, float t, const struct unet_cond *cond,
-                       float *eps, const struct dump_hook *dump, size_t *real_peak, int *leftover,
-                       struct os_err *err)
-{
-    struct arena meas;
-    arena_init_measure(&meas);
-    if (unet_forward(u, ops_null(), &meas, x, h, w, t, cond, eps, NULL, err)) {
-        arena_destroy(&meas);
-        return 0;
-    }
-    size_t peak = meas.peak;
-    arena_destroy(&meas);
-    struct arena a;
-    if (arena_init(&a, ops_ref(), peak, err)) return 0;
-    int rc = unet_forward(u, ops_ref(), &a, x, h, w, t, cond, eps, dump, err);
-    if (real_peak) *real_peak = a.peak;
-    if (leftover) *leftover = (int)a.nblocks;
-    arena_destroy(&a);
-    return rc ? 0 : peak;
 }
 
 static const int64_t *tensor_shape(const struct st_file *f, const char *name, int *ndim)
@@ -109,7 +87,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
         size_t real_peak = 0;
         int leftover = -1;
         /* the first UNet call is the one the suite records layer by layer */
-        size_t peak = run_unet(&md->u, x, h, w, t[0], &cond, eps, k == 1 ? &hook : NULL, &real_peak, &leftover, &err);
+        size_t peak = unet_measured_run(&md->u, x, h, w, t[0], &cond, eps, k == 1 ? &hook : NULL, &real_peak, &leftover, &err);
         if (check(peak > 0, "%s step %d: unet_forward (%s)", cn, k, peak ? "ok" : err.msg)) {
             conf_compare(s, c, f, en, eps, n_out);
             if (k == 1) {
@@ -136,7 +114,7 @@ static void run_case(const struct conf_suite *s, const struct json *c, struct mo
                 check(real_peak == peak && leftover == 0,
                       "%s: measured peak %zu bytes = real run's peak %zu, %d buffers left live", cn, peak, real_peak,
                       leftover);
-                size_t peak2 = run_unet(&md->u, x, h, w, t[0], &cond, eps2, NULL, NULL, NULL, &err);
+                size_t peak2 = unet_measured_run(&md->u, x, h, w, t[0], &cond, eps2, NULL, NULL, NULL, &err);
                 check(peak2 == peak && memcmp(eps, eps2, n_out * sizeof *eps) == 0,
                       "%s: a run without the dump hook gives the same bits and peak", cn);
             }
@@ -256,8 +234,8 @@ static void expect_same_output(const struct conf_suite *s, const char *what, con
         const int h = (int)xs[2], w = (int)xs[3];
         size_t n = (size_t)4 * h * w;
         float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-        int ok = run_unet(&orig->u, x, h, w, t[0], &cond, a, NULL, NULL, NULL, &err) &&
-                 run_unet(&e.u, x, h, w, t[0], &cond, b, NULL, NULL, NULL, &err);
+        int ok = unet_measured_run(&orig->u, x, h, w, t[0], &cond, a, NULL, NULL, NULL, &err) &&
+                 unet_measured_run(&e.u, x, h, w, t[0], &cond, b, NULL, NULL, NULL, &err);
         check(ok && memcmp(a, b, n * sizeof *a) == 0, "%s: the same noise prediction, bit for bit (%s)", what,
               case_name);
         free(a);

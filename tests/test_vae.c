@@ -232,33 +232,18 @@ static const char full_config[] =
  * ref/vae.c; checked against the tiny checkpoint below before it is trusted
  * for the full-size config. Data pointers are NULL: only ops_null runs on it. */
 struct synth {
-    struct tensor *t;
-    size_t n, cap;
-    struct component *owner;
+    struct tensor_list l;
 };
 
 static void add(struct synth *s, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
     CHECK_PRINTF(7, 8);
 static void add(struct synth *s, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
 {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 256;
-        s->t = realloc(s->t, s->cap * sizeof *s->t);
-    }
-    char name[256];
+    const int64_t d[4] = {d0, d1, d2, d3};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    tensor_list_vadd(&s->l, ndim, d, fmt, ap);
     va_end(ap);
-    struct tensor *t = &s->t[s->n++];
-    memset(t, 0, sizeof *t);
-    char *nm = os_strdup(name);
-    component_own(s->owner, nm);
-    t->name = nm;
-    t->dtype = DT_F32;
-    t->ndim = ndim;
-    int64_t d[4] = {d0, d1, d2, d3};
-    for (int i = 0; i < ndim; i++) t->shape[i] = d[i];
 }
 
 static void s_conv(struct synth *s, const char *p, int out, int in, int k)
@@ -349,11 +334,11 @@ static void synth_vae(struct synth *s, const int *ch, int L, int lpb)
 static void check_synth_matches(const struct component *tiny)
 {
     struct component own = {0};
-    struct synth s = {.owner = &own};
+    struct synth s = {.l.owner = &own};
     int ch[4] = {4, 8, 16, 16};
     synth_vae(&s, ch, 4, 2);
-    check(same_layout(s.t, s.n, tiny), "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.n);
-    free(s.t);
+    check(same_layout(s.l.t, s.l.n, tiny), "the test's synthetic AutoencoderKL layout reproduces the tiny checkpoint (%zu tensors)", s.l.n);
+    free(s.l.t);
     component_close(&own);
 }
 
@@ -364,10 +349,10 @@ static void full_size_peaks(void)
     struct component c;
     struct synth s = {0};
     struct component holder = {0};
-    s.owner = &holder;
+    s.l.owner = &holder;
     int ch[4] = {128, 256, 512, 512};
     synth_vae(&s, ch, 4, 2);
-    if (!check(mem_component(&c, "vae", full_config, s.t, s.n, &err) == 0, "full-size config parses %s", err.msg)) return;
+    if (!check(mem_component(&c, "vae", full_config, s.l.t, s.l.n, &err) == 0, "full-size config parses %s", err.msg)) return;
     struct vae v;
     if (check(vae_load(&v, &c, 1, &err) == 0, "full-size SD/SDXL VAE loads from a shapes-only checkpoint %s",
               err.msg)) {
@@ -394,7 +379,7 @@ static void full_size_peaks(void)
     }
     component_close(&c);
     component_close(&holder);
-    free(s.t);
+    free(s.l.t);
 }
 
 /* ------------------------------------------------------- loader errors */

@@ -1,5 +1,6 @@
 #include "components.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,4 +64,25 @@ int same_layout(struct tensor *t, size_t n, const struct component *c)
         for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
     }
     return same;
+}
+
+struct tensor *tensor_list_vadd(struct tensor_list *l, int ndim, const int64_t *shape, const char *fmt, va_list ap)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        struct tensor *t = realloc(l->t, l->cap * sizeof *t);
+        if (!t) abort(); /* a test harness out of memory: nothing to check */
+        l->t = t;
+    }
+    char name[256];
+    vsnprintf(name, sizeof name, fmt, ap);
+    struct tensor *t = &l->t[l->n++];
+    memset(t, 0, sizeof *t);
+    char *nm = os_strdup(name);
+    component_own(l->owner, nm);
+    t->name = nm;
+    t->dtype = DT_F32;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    return t;
 }

@@ -8,6 +8,7 @@
 #ifndef ONESTEP_TEST_COMPONENTS_H
 #define ONESTEP_TEST_COMPONENTS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "../../weights/model_dir.h"
@@ -16,6 +17,17 @@
  * table t[0..n) (names and data must outlive it unless owned by it). */
 int mem_component(struct component *c, const char *name, const char *config, const struct tensor *t, size_t n,
                   struct os_err *err);
+
+/* A tensor table built name by name, for the synthetic checkpoints of
+ * test_vae and test_taesd: F32 tensors, data NULL until the caller sets it,
+ * names owned by `owner` (freed with it); free(t) when done. */
+struct tensor_list {
+    struct tensor *t;
+    size_t n, cap;
+    struct component *owner;
+};
+/* Append a tensor named by fmt/ap with dims shape[0..ndim); returns it. */
+struct tensor *tensor_list_vadd(struct tensor_list *l, int ndim, const int64_t *shape, const char *fmt, va_list ap);
 
 /* s with the first `from` replaced by `to` (a new string); aborts when s
  * has no `from` (a broken test, not a failed check). */
