@@ -642,6 +642,7 @@ static void stored_dtype(const struct conf_suite *s, const char *kohya)
         size_t n = (size_t)tensor_numel(&st.tensors[i]) * dtype_size(st.tensors[i].dtype);
         for (size_t j = 0; j < n; j += 512) sink += b[j];
     }
+    (void)sink;
     long long file0 = rss_file_current();
     ok = ok && check(lora_apply_file(&st, "unet", kohya, 1.0f, LORA_MERGE_STORED, &err) == 0,
                      "stored: stored-dtype merge into the f16 UNet %s", err.msg);
