@@ -48,36 +48,6 @@ static int run(const struct taesd *t, int enc, const float *in, int h, int w, fl
     return rc;
 }
 
-static int worst_uint8;
-static size_t uint8_differing, uint8_total;
-
-static void compare_uint8(const struct json *c, const struct st_file *f, const float *img, int H, int W)
-{
-    const char *cn = conf_case_name(c);
-    size_t n;
-    float *want = conf_tensor(f, "image.uint8", &n);
-    if (!check(want && n == (size_t)H * W * 3, "%s image.uint8 present with %dx%dx3 bytes", cn, H, W)) {
-        free(want);
-        return;
-    }
-    unsigned char *rgb = malloc(n);
-    vae_to_uint8(img, H, W, rgb);
-    size_t differing = 0;
-    int maxd = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = abs((int)rgb[i] - (int)want[i]);
-        differing += d != 0;
-        if (d > maxd) maxd = d;
-    }
-    check(maxd <= 1 && differing <= n / 100,
-          "%s image.uint8: %zu of %zu bytes differ, by at most %d (allowed: 1 on 1%%)", cn, differing, n, maxd);
-    if (maxd > worst_uint8) worst_uint8 = maxd;
-    uint8_differing += differing;
-    uint8_total += n;
-    free(rgb);
-    free(want);
-}
-
 /* -------------------------------------------------- one conformance case */
 
 static int ncases;
@@ -133,7 +103,7 @@ static void run_case(const struct conf_suite *s, const struct json *c)
         const struct dumped *out = dumps_find(&col, "vae.decode.output");
         check(out && memcmp(out->data, img, sizeof(float) * 3 * H * W) == 0,
               "%s: the returned image is the dumped vae.decode.output", cn);
-        compare_uint8(c, f, img, H, W);
+        free(conf_compare_uint8(c, f, img, H, W));
     }
     dumps_clear(&col);
     free(z);
@@ -479,8 +449,7 @@ int main(void)
     full_size_peaks();
 
     conf_worst_notes("worst max|diff| / tolerance per tensor over the TAESD cases:");
-    check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", uint8_differing, uint8_total,
-               worst_uint8);
+    conf_uint8_note();
     conf_close(&s);
     return check_summary();
 }

@@ -1,5 +1,7 @@
 #include "conformance.h"
 
+#include "../../ref/vae.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,4 +221,40 @@ void conf_worst_notes(const char *heading)
         if ((int)strlen(worst[i].name) > width) width = (int)strlen(worst[i].name);
     check_note("%s", heading);
     for (int i = 0; i < nworst; i++) check_note("  %-*s %.3f  (%s)", width, worst[i].name, worst[i].ratio, worst[i].where);
+}
+
+static int uint8_worst;
+static size_t uint8_differing, uint8_total;
+
+unsigned char *conf_compare_uint8(const struct json *c, const struct st_file *f, const float *img, int H, int W)
+{
+    const char *cn = conf_case_name(c);
+    size_t n;
+    float *want = conf_tensor(f, "image.uint8", &n);
+    if (!check(want && n == (size_t)H * W * 3, "%s image.uint8 present with %dx%dx3 bytes", cn, H, W)) {
+        free(want);
+        return NULL;
+    }
+    unsigned char *rgb = malloc(n);
+    vae_to_uint8(img, H, W, rgb);
+    size_t differing = 0;
+    int maxd = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = abs((int)rgb[i] - (int)want[i]);
+        differing += d != 0;
+        if (d > maxd) maxd = d;
+    }
+    check(maxd <= 1 && differing <= n / 100,
+          "%s image.uint8: %zu of %zu bytes differ, by at most %d (allowed: 1 on 1%%)", cn, differing, n, maxd);
+    if (maxd > uint8_worst) uint8_worst = maxd;
+    uint8_differing += differing;
+    uint8_total += n;
+    free(want);
+    return rgb;
+}
+
+void conf_uint8_note(void)
+{
+    check_note("image.uint8: %zu of %zu bytes differ over all cases, by at most %d", uint8_differing, uint8_total,
+               uint8_worst);
 }

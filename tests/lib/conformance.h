@@ -77,4 +77,11 @@ const struct conf_worst *conf_worst(int *n);
 /* Print them as notes: the heading, then one line per tensor. */
 void conf_worst_notes(const char *heading);
 
+/* A decoded image [3, H, W] in [-1, 1] against the case's image.uint8,
+ * through vae_to_uint8, with the suite's rule: at most 1 level on at most 1%
+ * of the bytes. Checks it, adds to the totals conf_uint8_note prints, and
+ * returns the 8-bit image (free it), NULL when image.uint8 is missing. */
+unsigned char *conf_compare_uint8(const struct json *c, const struct st_file *f, const float *img, int H, int W);
+void conf_uint8_note(void);
+
 #endif
